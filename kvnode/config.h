@@ -1,0 +1,30 @@
+// Configuration of one kvnode process: every field, its flag and its default.
+// main.cpp fills it from flags; the Server gets it through its constructor.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace kv {
+
+struct NodeConfig {
+  std::string address = "127.0.0.1";  // -a: interface the client socket binds to
+  uint16_t port = 0;                   // -p: client port; 0 = ephemeral (logged, see port_file)
+  std::string data_dir = "data";       // -d: LMDB environment, created if missing
+  std::string log_file;                // -l: log file; empty = stderr
+  std::string log_level = "INFO";      // -ll: spdlog or seed level name
+  int64_t cache_entries = 10000;       // -c: cached values; 0 disables the cache
+  std::string cache_strategy = "LRU";  // -s: FIFO | LRU | LFU
+  std::string broker_host;             // -bh: broker to join (cluster mode, next issue)
+  uint16_t broker_port = 0;            // -bp
+  std::string sync = "always";         // --sync: always = fsync each group commit; none = no fsync
+  int64_t max_value_bytes = 1 << 20;   // --max-value-bytes: larger puts get put_error
+  int64_t max_batch = 1024;            // --max-batch: requests taken per group commit
+  int64_t map_size_mb = 65536;         // --map-size-mb: LMDB map size (upper bound on data size)
+  std::string port_file;               // --port-file: write the bound port here once listening
+};
+
+// Largest key the node stores, in bytes (keys are 1..kMaxKeyBytes).
+constexpr size_t kMaxKeyBytes = 250;
+
+}  // namespace kv

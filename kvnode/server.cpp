@@ -1,0 +1,337 @@
+#include "kvnode/server.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "schema/framing.h"
+#include "schema/socket.h"
+
+namespace kv {
+namespace {
+
+WireStatus ErrorStatusFor(Op op) {
+  switch (op) {
+    case Op::kPut: return WireStatus::PUT_ERROR;
+    case Op::kGet: return WireStatus::GET_ERROR;
+    case Op::kDelete: return WireStatus::DELETE_ERROR;
+    default: return WireStatus::BAD_REQUEST;
+  }
+}
+
+Status WritePortFile(const std::string& path, uint16_t port) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << "\n";
+    if (!out) return Status::IOError("cannot write " + tmp);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Status::IOError("cannot rename " + tmp + ": " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace
+
+Server::Server(NodeConfig config)
+    : config_(std::move(config)),
+      cache_(static_cast<size_t>(config_.cache_entries),
+             ParseCacheStrategy(config_.cache_strategy).ok()
+                 ? *ParseCacheStrategy(config_.cache_strategy)
+                 : CacheStrategy::kLru) {}
+
+Server::~Server() {
+  for (int fd : stop_pipe_) {
+    if (fd >= 0) close(fd);
+  }
+}
+
+Status Server::Start() {
+  if (pipe2(stop_pipe_, O_NONBLOCK | O_CLOEXEC) != 0) {
+    return Status::IOError(std::string("pipe: ") + strerror(errno));
+  }
+  StoreOptions store_options;
+  store_options.dir = config_.data_dir;
+  store_options.sync = config_.sync == "always";
+  store_options.map_size_bytes = static_cast<uint64_t>(config_.map_size_mb) << 20;
+  auto store = Store::Open(store_options);
+  if (!store.ok()) return store.status();
+  store_ = std::move(*store);
+
+  SocketOptions options;
+  // Values up to twice the limit still arrive and get a put_error with a
+  // reason; anything larger is cut off by ZeroMQ (the peer is disconnected).
+  options.max_msg_bytes = 2 * config_.max_value_bytes + 64 * 1024;
+  socket_ = MakeSocket(ctx_, zmq::socket_type::router, options);
+  try {
+    socket_.bind(TcpEndpoint(config_.address, config_.port));
+  } catch (const zmq::error_t& e) {
+    return Status::Unavailable("cannot bind " + config_.address + ":" +
+                               std::to_string(config_.port) + ": " + e.what());
+  }
+  auto port = BoundPort(socket_);
+  if (!port.ok()) return port.status();
+  port_ = *port;
+  position_ = NodePosition(config_.address, port_);
+
+  auto count = store_->Count();
+  spdlog::info("kvnode listening on {}:{} (data {}, {} keys, last seq {}, sync {}, cache {} x {})",
+               config_.address, port_, config_.data_dir, count.ok() ? *count : 0,
+               store_->last_seq(), config_.sync, cache_.capacity(),
+               CacheStrategyName(cache_.strategy()));
+  if (!config_.port_file.empty()) {
+    Status s = WritePortFile(config_.port_file, port_);
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+void Server::RequestStop() {
+  char c = 1;
+  ssize_t n = write(stop_pipe_[1], &c, 1);  // async-signal-safe
+  (void)n;
+}
+
+Status Server::Run() {
+  std::vector<zmq::pollitem_t> items = {
+      {static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0},
+      {nullptr, stop_pipe_[0], ZMQ_POLLIN, 0},
+  };
+  for (;;) {
+    try {
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(-1));
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      return Status::IOError(std::string("poll: ") + e.what());
+    }
+    if (items[1].revents & ZMQ_POLLIN) break;
+    if (items[0].revents & ZMQ_POLLIN) ProcessIncoming();
+  }
+  // Every batch is committed and answered before the loop polls again, so
+  // nothing acknowledged is in flight here. Close the socket, then the store.
+  spdlog::info("kvnode stopping: closing socket and store (last seq {})", store_->last_seq());
+  socket_.close();
+  store_.reset();
+  spdlog::info("kvnode stopped");
+  spdlog::default_logger()->flush();
+  return Status::Ok();
+}
+
+void Server::ProcessIncoming() {
+  for (int64_t i = 0; i < config_.max_batch; ++i) {
+    size_t total = RecvMultipart(socket_, &frames_, 3, zmq::recv_flags::dontwait);
+    if (total == 0) break;
+    try {
+      HandleFrames(frames_, total);
+    } catch (const std::exception& e) {
+      // A bug, not bad input: log it and answer if we can.
+      spdlog::error("internal error handling a request: {}", e.what());
+      if (!frames_.empty()) SendBadRequest(frames_[0], 0, "internal error");
+    }
+  }
+  if (!batch_.empty()) CommitBatch();
+}
+
+void Server::HandleFrames(std::vector<zmq::message_t>& frames, size_t total) {
+  if (total < 2) {
+    spdlog::warn("dropping a message with {} frame(s): no identity to reply to", total);
+    return;
+  }
+  const zmq::message_t& identity = frames[0];
+  if (total != 2) {
+    spdlog::warn("bad request: {} frames, expected identity + 1", total);
+    SendBadRequest(identity, 0, "expected exactly 1 frame, got " + std::to_string(total - 1));
+    return;
+  }
+  Request request;
+  uint64_t request_id = 0;
+  Status s = DecodeRequest(frames[1], scratch_, &request, &request_id);
+  if (!s.ok()) {
+    spdlog::warn("bad request ({} bytes): {}", frames[1].size(), s.message());
+    SendBadRequest(identity, request_id, s.message());
+    return;
+  }
+  s = Validate(request);
+  if (!s.ok()) {
+    Reply reply;
+    reply.request_id = request.request_id;
+    reply.status = ErrorStatusFor(request.op);
+    reply.key = request.key.substr(0, kMaxKeyBytes);
+    reply.reason = s.message();
+    Send(identity, reply);
+    return;
+  }
+  if (TryAnswerNow(identity, request)) return;
+
+  Pending p;
+  p.identity.copy(frames[0]);
+  p.op = request.op;
+  p.request_id = request.request_id;
+  p.key.assign(request.key);
+  if (request.op == Op::kPut) {
+    p.value.assign(request.value);
+    batch_keys_.insert(p.key);
+  } else if (request.op == Op::kDelete) {
+    batch_keys_.insert(p.key);
+  }
+  batch_.push_back(std::move(p));
+}
+
+Status Server::Validate(const Request& r) const {
+  if (r.op == Op::kKeyrange || r.op == Op::kKeyrangeRead) return Status::Ok();
+  if (r.key.empty()) return Status::InvalidArgument("key is empty");
+  if (r.key.size() > kMaxKeyBytes) {
+    return Status::InvalidArgument("key is " + std::to_string(r.key.size()) +
+                                   " bytes, the limit is " + std::to_string(kMaxKeyBytes));
+  }
+  if (r.op == Op::kPut && r.value.size() > static_cast<size_t>(config_.max_value_bytes)) {
+    return Status::InvalidArgument("value is " + std::to_string(r.value.size()) +
+                                   " bytes, the limit is " +
+                                   std::to_string(config_.max_value_bytes));
+  }
+  return Status::Ok();
+}
+
+bool Server::TryAnswerNow(const zmq::message_t& identity, const Request& request) {
+  Reply reply;
+  reply.request_id = request.request_id;
+  switch (request.op) {
+    case Op::kKeyrange:
+    case Op::kKeyrangeRead: {
+      std::string text = KeyrangeText();
+      reply.status = request.op == Op::kKeyrange ? WireStatus::KEYRANGE_SUCCESS
+                                                 : WireStatus::KEYRANGE_READ_SUCCESS;
+      reply.metadata = text;
+      Send(identity, reply);
+      return true;
+    }
+    case Op::kGet: {
+      if (batch_keys_.count(std::string(request.key)) != 0) return false;
+      reply.key = request.key;
+      if (const std::string* cached = cache_.Get(request.key)) {
+        reply.status = WireStatus::GET_SUCCESS;
+        reply.value = *cached;
+        Send(identity, reply);
+        return true;
+      }
+      Status s = store_->Get(request.key, &value_buf_);
+      if (s.ok()) {
+        reply.status = WireStatus::GET_SUCCESS;
+        reply.value = value_buf_;
+        cache_.Put(request.key, value_buf_);
+      } else {
+        reply.status = WireStatus::GET_ERROR;
+        if (!s.IsNotFound()) {
+          spdlog::error("get failed: {}", s.ToString());
+          reply.reason = s.message();
+        }
+      }
+      Send(identity, reply);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+void Server::CommitBatch() {
+  std::vector<Reply> replies(batch_.size());
+  std::vector<std::string> values(batch_.size());  // read results owned here
+  Status failure;
+  auto txn = store_->BeginWrite();
+  if (!txn.ok()) failure = txn.status();
+  for (size_t i = 0; i < batch_.size() && failure.ok(); ++i) {
+    const Pending& p = batch_[i];
+    Reply& r = replies[i];
+    r.request_id = p.request_id;
+    r.key = p.key;
+    switch (p.op) {
+      case Op::kPut: {
+        bool existed = false;
+        Status s = txn->Put(p.key, p.value, &existed);
+        if (!s.ok()) failure = s;
+        r.status = existed ? WireStatus::PUT_UPDATE : WireStatus::PUT_SUCCESS;
+        break;
+      }
+      case Op::kDelete: {
+        Status s = txn->Delete(p.key);
+        if (s.IsNotFound()) {
+          r.status = WireStatus::DELETE_ERROR;
+        } else if (!s.ok()) {
+          failure = s;
+        } else {
+          r.status = WireStatus::DELETE_SUCCESS;
+        }
+        break;
+      }
+      case Op::kGet: {
+        Status s = txn->Get(p.key, &values[i]);
+        if (s.ok()) {
+          r.status = WireStatus::GET_SUCCESS;
+          r.value = values[i];
+        } else if (s.IsNotFound()) {
+          r.status = WireStatus::GET_ERROR;
+        } else {
+          failure = s;
+        }
+        break;
+      }
+      default: break;
+    }
+  }
+  if (failure.ok()) failure = txn->Commit();
+
+  if (failure.ok()) {
+    for (const Pending& p : batch_) {
+      if (p.op == Op::kPut) cache_.Put(p.key, p.value);
+      if (p.op == Op::kDelete) cache_.Erase(p.key);
+    }
+  } else {
+    // Nothing in this batch was stored: every request in it gets an error.
+    spdlog::error("group commit of {} requests failed: {}", batch_.size(), failure.ToString());
+    for (size_t i = 0; i < batch_.size(); ++i) {
+      replies[i].request_id = batch_[i].request_id;
+      replies[i].key = batch_[i].key;
+      replies[i].status = ErrorStatusFor(batch_[i].op);
+      replies[i].value = {};
+      replies[i].reason = failure.message();
+    }
+  }
+  spdlog::trace("group commit: {} requests, last seq {}", batch_.size(), store_->last_seq());
+  for (size_t i = 0; i < batch_.size(); ++i) Send(batch_[i].identity, replies[i]);
+  batch_.clear();
+  batch_keys_.clear();
+}
+
+void Server::Send(const zmq::message_t& identity, const Reply& reply) {
+  zmq::message_t id(identity.data(), identity.size());
+  zmq::message_t body = EncodeReply(reply);
+  // ROUTER drops messages to peers that are gone or over their HWM; a client
+  // that vanished simply never sees its reply.
+  (void)socket_.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+  (void)socket_.send(body, zmq::send_flags::dontwait);
+}
+
+void Server::SendBadRequest(const zmq::message_t& identity, uint64_t request_id,
+                            const std::string& reason) {
+  Reply reply;
+  reply.request_id = request_id;
+  reply.status = WireStatus::BAD_REQUEST;
+  reply.reason = reason;
+  Send(identity, reply);
+}
+
+std::string Server::KeyrangeText() const {
+  // Standalone: this node owns the whole ring, (own, own].
+  std::string own = position_.ToHex();
+  return position_.Next().ToHex() + "," + own + "," + config_.address + ":" +
+         std::to_string(port_) + ";";
+}
+
+}  // namespace kv

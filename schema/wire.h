@@ -1,0 +1,64 @@
+// Encoding and decoding of the client protocol (kv.capnp) to and from single
+// ZeroMQ frames. Decoding treats every frame as untrusted: size, alignment,
+// segment table, traversal and nesting limits and the protocol version are all
+// checked, and any failure comes back as a Status, never an exception.
+#pragma once
+
+#include <capnp/common.h>
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+#include <zmq.hpp>
+
+#include "kv.capnp.h"
+#include "schema/status.h"
+
+namespace kv {
+
+using WireStatus = wire::Status;
+
+// The status word the shell prints, e.g. "put_success".
+const char* StatusWord(WireStatus status);
+std::optional<WireStatus> StatusFromWord(std::string_view word);
+// True for the words that mean the operation did what was asked.
+bool IsSuccess(WireStatus status);
+
+enum class Op { kPut, kGet, kDelete, kKeyrange, kKeyrangeRead };
+const char* OpName(Op op);
+
+// A request as plain fields. When produced by DecodeRequest the views point
+// into the frame (or the scratch buffer) and live as long as it does.
+struct Request {
+  uint64_t request_id = 0;
+  uint64_t ring_version = 0;
+  Op op = Op::kGet;
+  std::string_view key;
+  std::string_view value;
+};
+
+// A reply as plain fields; same lifetime rule as Request.
+struct Reply {
+  uint64_t request_id = 0;
+  WireStatus status = WireStatus::BAD_REQUEST;
+  std::string_view key;
+  std::string_view value;
+  std::string_view reason;
+  std::string_view metadata;
+  uint64_t ring_version = 0;
+};
+
+// Scratch space used when a frame is not 8-byte aligned; reuse it across calls.
+using DecodeScratch = std::vector<capnp::word>;
+
+zmq::message_t EncodeRequest(const Request& request);
+zmq::message_t EncodeReply(const Reply& reply);
+
+// On failure *request_id holds the request id if it could be read (else 0),
+// so the caller can still answer bad_request to the right request.
+Status DecodeRequest(const zmq::message_t& frame, DecodeScratch& scratch, Request* out,
+                     uint64_t* request_id);
+Status DecodeReply(const zmq::message_t& frame, DecodeScratch& scratch, Reply* out);
+
+}  // namespace kv

@@ -1,0 +1,209 @@
+// kvnode as a real process on 127.0.0.1: durability across kill -9, bad input
+// on the wire, graceful shutdown.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "tests/support/process.h"
+#include "tests/support/raw_client.h"
+
+using kv::Op;
+using kv::WireStatus;
+using kvtest::NodeProcess;
+using kvtest::RawClient;
+using kvtest::TempDir;
+
+TEST_CASE("every acknowledged write survives kill -9 of the node", "[node][durability]") {
+  TempDir work;
+  std::string data = work / "data";
+  constexpr int kWrites = 2000;
+  int acknowledged = 0;
+  {
+    NodeProcess node(data, work.path());
+    REQUIRE(node.started());
+    RawClient client(node.port());
+    // Keep many writes in flight so they are group-committed together.
+    for (int i = 0; i < kWrites; ++i) {
+      kv::Request r;
+      r.request_id = static_cast<uint64_t>(i + 1);
+      r.op = Op::kPut;
+      std::string key = "key-" + std::to_string(i), value = "value-" + std::to_string(i);
+      r.key = key;
+      r.value = value;
+      client.Send(r);
+    }
+    for (int i = 0; i < kWrites; ++i) {
+      auto reply = client.Receive();
+      REQUIRE(reply.has_value());
+      REQUIRE(reply->status == WireStatus::PUT_SUCCESS);
+      ++acknowledged;
+    }
+    node.process().Kill9();
+  }
+  REQUIRE(acknowledged == kWrites);
+  NodeProcess restarted(data, work.path());
+  REQUIRE(restarted.started());
+  RawClient client(restarted.port());
+  int found = 0;
+  for (int i = 0; i < kWrites; ++i) {
+    auto reply = client.Call(Op::kGet, "key-" + std::to_string(i));
+    REQUIRE(reply.has_value());
+    if (reply->status == WireStatus::GET_SUCCESS && reply->value == "value-" + std::to_string(i)) {
+      ++found;
+    }
+  }
+  CHECK(found == kWrites);
+}
+
+TEST_CASE("puts, updates, gets and deletes answer with the seed's status words", "[node]") {
+  TempDir work;
+  NodeProcess node(work / "data", work.path());
+  REQUIRE(node.started());
+  RawClient c(node.port());
+  CHECK(c.Call(Op::kPut, "k", "v1")->status == WireStatus::PUT_SUCCESS);
+  CHECK(c.Call(Op::kPut, "k", "v 2 with spaces")->status == WireStatus::PUT_UPDATE);
+  auto got = c.Call(Op::kGet, "k");
+  CHECK(got->status == WireStatus::GET_SUCCESS);
+  CHECK(got->value == "v 2 with spaces");
+  CHECK(c.Call(Op::kDelete, "k")->status == WireStatus::DELETE_SUCCESS);
+  CHECK(c.Call(Op::kGet, "k")->status == WireStatus::GET_ERROR);
+  CHECK(c.Call(Op::kDelete, "k")->status == WireStatus::DELETE_ERROR);
+  auto range = c.Call(Op::kKeyrange);
+  CHECK(range->status == WireStatus::KEYRANGE_SUCCESS);
+  CHECK(range->metadata.find(",127.0.0.1:" + std::to_string(node.port()) + ";") !=
+        std::string::npos);
+}
+
+TEST_CASE("a pipelined get sees the put sent before it", "[node]") {
+  TempDir work;
+  NodeProcess node(work / "data", work.path());
+  REQUIRE(node.started());
+  RawClient c(node.port());
+  kv::Request put;
+  put.request_id = 1;
+  put.op = Op::kPut;
+  put.key = "k";
+  put.value = "fresh";
+  kv::Request get;
+  get.request_id = 2;
+  get.op = Op::kGet;
+  get.key = "k";
+  c.Send(put);
+  c.Send(get);
+  for (int i = 0; i < 2; ++i) {
+    auto r = c.Receive();
+    REQUIRE(r.has_value());
+    if (r->request_id == 2) {
+      CHECK(r->status == WireStatus::GET_SUCCESS);
+      CHECK(r->value == "fresh");
+    }
+  }
+}
+
+TEST_CASE("keys and values out of limits are refused and nothing is stored", "[node][limits]") {
+  TempDir work;
+  NodeProcess node(work / "data", work.path(), {"--max-value-bytes", "1000"});
+  REQUIRE(node.started());
+  RawClient c(node.port());
+  auto empty = c.Call(Op::kPut, "", "v");
+  CHECK(empty->status == WireStatus::PUT_ERROR);
+  CHECK(empty->reason.find("empty") != std::string::npos);
+  auto long_key = c.Call(Op::kPut, std::string(251, 'k'), "v");
+  CHECK(long_key->status == WireStatus::PUT_ERROR);
+  CHECK(long_key->reason.find("250") != std::string::npos);
+  CHECK(c.Call(Op::kPut, std::string(250, 'k'), "v")->status == WireStatus::PUT_SUCCESS);
+  auto big = c.Call(Op::kPut, "big", std::string(1001, 'v'));
+  CHECK(big->status == WireStatus::PUT_ERROR);
+  CHECK(big->reason.find("1000") != std::string::npos);
+  CHECK(c.Call(Op::kGet, "big")->status == WireStatus::GET_ERROR);
+  CHECK(c.Call(Op::kPut, "fits", std::string(1000, 'v'))->status == WireStatus::PUT_SUCCESS);
+}
+
+TEST_CASE("garbage, truncated, oversize and multi-frame messages leave the node serving",
+          "[node][malformed]") {
+  TempDir work;
+  NodeProcess node(work / "data", work.path(), {"--max-value-bytes", "4096"});
+  REQUIRE(node.started());
+  RawClient c(node.port());
+  REQUIRE(c.Call(Op::kPut, "before", "x")->status == WireStatus::PUT_SUCCESS);
+
+  c.SendFrames({"this is not cap'n proto"});
+  auto r = c.Receive();
+  REQUIRE(r.has_value());
+  CHECK(r->status == WireStatus::BAD_REQUEST);
+  CHECK_FALSE(r->reason.empty());
+
+  c.SendFrames({std::string(64, '\x7f')});  // word-aligned junk
+  r = c.Receive();
+  REQUIRE(r.has_value());
+  CHECK(r->status == WireStatus::BAD_REQUEST);
+
+  kv::Request valid;
+  valid.request_id = 31;
+  valid.op = Op::kPut;
+  valid.key = "k";
+  valid.value = std::string(600, 'v');
+  zmq::message_t full = kv::EncodeRequest(valid);
+  std::string truncated(static_cast<const char*>(full.data()), full.size() - 256);
+  c.SendFrames({truncated});
+  r = c.Receive();
+  REQUIRE(r.has_value());
+  CHECK(r->status == WireStatus::BAD_REQUEST);
+
+  std::string whole(static_cast<const char*>(full.data()), full.size());
+  c.SendFrames({whole, "extra frame"});
+  r = c.Receive();
+  REQUIRE(r.has_value());
+  CHECK(r->status == WireStatus::BAD_REQUEST);
+  CHECK(r->reason.find("frame") != std::string::npos);
+
+  // Over the value limit but under the transport cap: a put_error with a reason.
+  auto big = c.Call(Op::kPut, "big", std::string(6000, 'v'));
+  REQUIRE(big.has_value());
+  CHECK(big->status == WireStatus::PUT_ERROR);
+
+  // Far over the transport cap: ZeroMQ cuts that connection; a new one works.
+  {
+    RawClient attacker(node.port());
+    attacker.SendFrames({std::string(1 << 20, 'x')});
+    CHECK_FALSE(attacker.Receive(std::chrono::milliseconds(300)).has_value());
+  }
+
+  RawClient fresh(node.port());
+  CHECK(fresh.Call(Op::kGet, "before")->value == "x");
+  CHECK(c.Call(Op::kGet, "before")->status == WireStatus::GET_SUCCESS);
+  CHECK(node.process().running());
+}
+
+TEST_CASE("SIGTERM stops the node cleanly with exit status 0", "[node][shutdown]") {
+  TempDir work;
+  std::string data = work / "data";
+  {
+    NodeProcess node(data, work.path());
+    REQUIRE(node.started());
+    RawClient c(node.port());
+    REQUIRE(c.Call(Op::kPut, "k", "v")->status == WireStatus::PUT_SUCCESS);
+    node.process().Signal(SIGTERM);
+    auto status = node.process().Wait(std::chrono::seconds(10));
+    REQUIRE(status.has_value());
+    CHECK(*status == 0);
+    CHECK(node.process().Log().find("kvnode stopped") != std::string::npos);
+  }
+  NodeProcess again(data, work.path());
+  REQUIRE(again.started());
+  RawClient c(again.port());
+  CHECK(c.Call(Op::kGet, "k")->value == "v");
+}
+
+TEST_CASE("kvnode -h describes its flags and bad flags exit 2", "[node][flags]") {
+  auto help = kvtest::Run({kvtest::Bin("kvnode"), "-h"});
+  CHECK(help.exit_status == 0);
+  for (const char* flag : {"-a", "-p", "-d", "-l", "-ll", "-c", "-s", "-bh", "-bp", "--sync",
+                           "--max-value-bytes"}) {
+    CHECK(help.out.find(flag) != std::string::npos);
+  }
+  auto bad = kvtest::Run({kvtest::Bin("kvnode"), "-s", "MRU"});
+  CHECK(bad.exit_status == 2);
+  CHECK(bad.err.find("MRU") != std::string::npos);
+}
