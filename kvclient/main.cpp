@@ -1,0 +1,108 @@
+// kvclient: the shell for a kvnode. Interactive on a terminal (libedit),
+// scripted when stdin is not a terminal, or one-shot when a command follows
+// the flags. Flags fill ShellFlags; everything else lives in kvclient_lib.
+#include <unistd.h>
+
+#include <iostream>
+#include <string>
+
+#include "kvclient/client.h"
+#include "kvclient/shell.h"
+#include "schema/flags.h"
+#include "schema/logging.h"
+
+namespace {
+
+// The command line of one kvclient process.
+struct ShellFlags {
+  std::string host;                // -bh: node to connect to at start ("" = none)
+  uint16_t port = 0;               // -bp: its client port
+  std::string log_level = "WARNING";  // -ll: spdlog to stderr
+  int64_t timeout_ms = 3000;       // --timeout-ms: per-request timeout
+};
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+constexpr char kOneShotHelp[] =
+    "\none-shot: kvclient -bh HOST -bp PORT <command> [args...] runs one command, prints its\n"
+    "line and exits 0 on a success word, 1 on any other reply or error, 2 on a usage error.\n"
+    "When stdin is not a terminal, commands are read one per line, without a prompt, and\n"
+    "each prints exactly one line (errors start with \"error: \").\n";
+
+int RunOneShot(kv::shell::Shell& shell, const kv::client::KvClient& client,
+               const std::vector<std::string>& words) {
+  std::string line;
+  for (const auto& w : words) line += (line.empty() ? "" : " ") + w;
+  auto parsed = kv::shell::ParseCommand(line);
+  if (!parsed.ok()) {
+    std::cout << kv::shell::FormatError(parsed.status()) << std::endl;
+    return kExitUsage;
+  }
+  const kv::shell::Command& command = **parsed;  // words is non-empty, so not blank
+  if (kv::shell::NeedsConnection(command.kind) && !client.connected()) {
+    std::cout << "error: not connected (pass -bh HOST -bp PORT)" << std::endl;
+    return kExitUsage;
+  }
+  kv::shell::Outcome outcome = shell.Execute(command);
+  std::cout << outcome.text << std::endl;
+  switch (outcome.kind) {
+    case kv::shell::Outcome::Kind::kSuccess: return 0;
+    case kv::shell::Outcome::Kind::kFailure: return kExitFailure;
+    case kv::shell::Outcome::Kind::kUsageError: return kExitUsage;
+  }
+  return kExitFailure;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ShellFlags config;
+  kv::FlagParser flags("kvclient", "Shell for a kvnode: put, get, delete and keyrange.");
+  flags.String({"-bh", "--host"}, "HOST", "node to connect to at start (with -bp)", &config.host);
+  flags.Port({"-bp", "--port"}, "client port of that node (with -bh)", &config.port);
+  flags.String({"-ll", "--log-level"}, "LEVEL",
+               "ALL|FINE|INFO|WARNING|SEVERE|OFF or trace..off; logs go to stderr",
+               &config.log_level);
+  flags.Int({"--timeout-ms"}, "N", "how long to wait for each reply", &config.timeout_ms, 1,
+            3'600'000);
+  kv::Status parsed = flags.Parse(argc, argv, /*stop_at_positional=*/true);
+  if (!parsed.ok()) {
+    std::cerr << "kvclient: " << parsed.message() << std::endl;
+    return kExitUsage;
+  }
+  if (flags.help_requested()) {
+    std::cout << flags.Usage() << '\n' << kv::shell::HelpText(false) << '\n' << kOneShotHelp;
+    return 0;
+  }
+  auto level = kv::ParseLogLevel(config.log_level);
+  if (!level.ok()) {
+    std::cerr << "kvclient: -ll: " << level.status().message() << std::endl;
+    return kExitUsage;
+  }
+  if (kv::Status s = kv::SetupLogging("kvclient", "", *level); !s.ok()) {
+    std::cerr << "kvclient: " << s.ToString() << std::endl;
+    return kExitFailure;
+  }
+  if (config.host.empty() != (config.port == 0)) {
+    std::cerr << "kvclient: -bh and -bp go together" << std::endl;
+    return kExitUsage;
+  }
+
+  kv::client::KvClient client(kv::client::ClientOptions{std::chrono::milliseconds(config.timeout_ms)});
+  if (!config.host.empty()) {
+    if (kv::Status s = client.Connect(config.host, config.port); !s.ok()) {
+      std::cout << kv::shell::FormatError(s) << std::endl;
+      return kExitFailure;
+    }
+  }
+  const std::vector<std::string>& words = flags.positional();
+  const bool interactive = words.empty() && isatty(STDIN_FILENO);
+  kv::shell::Shell shell(&client, interactive);
+  if (!words.empty()) return RunOneShot(shell, client, words);
+  if (interactive) {
+    if (client.connected()) std::cout << "connected " << client.address() << std::endl;
+    return kv::shell::RunInteractive(shell, std::cout);
+  }
+  return kv::shell::RunScript(shell, std::cin, std::cout);
+}

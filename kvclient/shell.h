@@ -1,0 +1,93 @@
+// The kvclient shell: parsing of command lines into Commands, formatting of
+// replies into the one-line outputs scripts depend on ("put_success k",
+// "get_success k v", "error: ..."), and the interactive (libedit) and
+// scripted loops. Parsing and formatting are pure functions.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "kvclient/client.h"
+#include "schema/status.h"
+
+namespace kv::shell {
+
+enum class CommandKind {
+  kConnect,
+  kDisconnect,
+  kPut,
+  kGet,
+  kDelete,
+  kKeyrange,
+  kKeyrangeRead,
+  kLogLevel,
+  kHelp,
+  kQuit,
+};
+
+// One parsed command line. Value type.
+struct Command {
+  CommandKind kind = CommandKind::kHelp;
+  std::string host;   // connect
+  uint16_t port = 0;  // connect
+  std::string key;    // put, get, delete
+  std::string value;  // put: the rest of the line after the key and one space
+  std::string level;  // logLevel, as typed
+};
+
+// Parses one line. Returns nullopt for a blank line, InvalidArgument for an
+// unknown command or a wrong number of arguments. Command names are
+// case-insensitive. "put <key> <value>": the value is everything after the
+// single space that follows the key, inner and trailing spaces kept; "put
+// <key>" with no (or an empty) value parses as a delete, as in the seed system.
+Result<std::optional<Command>> ParseCommand(std::string_view line);
+
+// True for the commands that need a connection to a node.
+bool NeedsConnection(CommandKind kind);
+
+// The one output line for a node's reply (without newline). `key` is the key
+// the command was about; get_error/delete_error add the reason only when it is
+// more than a plain "not found".
+std::string FormatReply(std::string_view key, const client::KvReply& reply);
+
+// "error: <message>".
+std::string FormatError(const Status& status);
+
+// The command list: several lines for a terminal, one line for scripts.
+std::string HelpText(bool one_line);
+
+// What one command did.
+struct Outcome {
+  enum class Kind { kSuccess, kFailure, kUsageError };
+  std::string text;  // what to print, without the final newline; empty for a blank line
+  Kind kind = Kind::kSuccess;
+  bool quit = false;
+};
+
+// Runs commands against a KvClient. Not thread-safe; borrows the client,
+// which must outlive it.
+class Shell {
+ public:
+  Shell(client::KvClient* client, bool interactive);
+
+  Outcome ExecuteLine(std::string_view line);
+  Outcome Execute(const Command& command);
+
+ private:
+  Outcome ExecuteKeyCommand(const Command& command);
+
+  client::KvClient* client_;
+  bool interactive_;
+};
+
+// Reads commands from `in` until end of input or quit: no prompt, one output
+// line per non-empty command line, flushed after each. Returns the exit status.
+int RunScript(Shell& shell, std::istream& in, std::ostream& out);
+
+// The terminal loop: prompt "kvclient> ", line editing and history (libedit).
+int RunInteractive(Shell& shell, std::ostream& out);
+
+}  // namespace kv::shell
