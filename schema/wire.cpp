@@ -48,7 +48,7 @@ std::string_view AsView(capnp::Data::Reader d) {
 
 std::string_view AsView(capnp::Text::Reader t) { return {t.cStr(), t.size()}; }
 
-zmq::message_t Serialize(capnp::MessageBuilder& builder) {
+zmq::message_t SerializeBuilder(capnp::MessageBuilder& builder) {
   size_t bytes = capnp::computeSerializedSizeInWords(builder) * sizeof(capnp::word);
   zmq::message_t msg(bytes);
   kj::ArrayOutputStream out(kj::arrayPtr(static_cast<kj::byte*>(msg.data()), bytes));
@@ -85,6 +85,34 @@ capnp::ReaderOptions UntrustedOptions(size_t words) {
 }
 
 }  // namespace
+
+Result<std::unique_ptr<FrameReader>> FrameReader::Open(const zmq::message_t& frame) {
+  std::unique_ptr<FrameReader> r(new FrameReader());
+  auto words = AlignedWords(frame, r->scratch_);
+  if (!words.ok()) return words.status();
+  if (words->begin() == r->scratch_.data()) {
+    // Copied: point at our own storage, which moves with the unique_ptr.
+    words = kj::arrayPtr(static_cast<const capnp::word*>(r->scratch_.data()), words->size());
+  }
+  Status s = ReadUntrusted([&] {
+    r->reader_ = std::make_unique<capnp::FlatArrayMessageReader>(
+        *words, UntrustedOptions(words->size()));
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return r;
+}
+
+Status ReadUntrusted(const std::function<Status()>& fn) {
+  try {
+    return fn();
+  } catch (const kj::Exception& e) {
+    return Status::InvalidArgument(std::string("malformed message: ") +
+                                   e.getDescription().cStr());
+  }
+}
+
+zmq::message_t ToFrame(capnp::MessageBuilder& builder) { return SerializeBuilder(builder); }
 
 const char* StatusWord(WireStatus status) {
   for (const auto& e : kWords) {
@@ -143,7 +171,7 @@ zmq::message_t EncodeRequest(const Request& r) {
     case Op::kKeyrange: root.setKeyrange(); break;
     case Op::kKeyrangeRead: root.setKeyrangeRead(); break;
   }
-  return Serialize(builder);
+  return SerializeBuilder(builder);
 }
 
 zmq::message_t EncodeReply(const Reply& r) {
@@ -159,7 +187,7 @@ zmq::message_t EncodeReply(const Reply& r) {
   if (!r.metadata.empty()) {
     root.setMetadata(capnp::Text::Reader(r.metadata.data(), r.metadata.size()));
   }
-  return Serialize(builder);
+  return SerializeBuilder(builder);
 }
 
 Status DecodeRequest(const zmq::message_t& frame, DecodeScratch& scratch, Request* out,

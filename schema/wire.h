@@ -5,6 +5,10 @@
 #pragma once
 
 #include <capnp/common.h>
+#include <capnp/serialize.h>
+
+#include <functional>
+#include <memory>
 
 #include <cstdint>
 #include <optional>
@@ -12,6 +16,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "control.capnp.h"
 #include "kv.capnp.h"
 #include "schema/status.h"
 
@@ -51,6 +56,31 @@ struct Reply {
 
 // Scratch space used when a frame is not 8-byte aligned; reuse it across calls.
 using DecodeScratch = std::vector<capnp::word>;
+
+// Generic helpers for any Cap'n Proto message in one frame (control plane,
+// peer protocol). FrameReader validates the frame on construction with the
+// untrusted-input limits; its Root<T>() may still throw kj::Exception on a
+// bad pointer, so callers read fields inside a try block (see
+// ReadUntrusted). The frame must outlive the reader.
+class FrameReader {
+ public:
+  static Result<std::unique_ptr<FrameReader>> Open(const zmq::message_t& frame);
+  template <typename T>
+  typename T::Reader Root() {
+    return reader_->getRoot<T>();
+  }
+
+ private:
+  DecodeScratch scratch_;
+  std::unique_ptr<capnp::FlatArrayMessageReader> reader_;
+};
+
+// Runs fn (which reads from a FrameReader) and turns a kj::Exception thrown
+// by a malformed message into InvalidArgument.
+Status ReadUntrusted(const std::function<Status()>& fn);
+
+// Serializes a builder into one frame.
+zmq::message_t ToFrame(capnp::MessageBuilder& builder);
 
 zmq::message_t EncodeRequest(const Request& request);
 zmq::message_t EncodeReply(const Reply& reply);
