@@ -214,7 +214,7 @@ Status KvClient::Connect(const std::string& host, uint16_t port) {
   Status s = connection->Open();
   if (!s.ok()) return s;
   connection_ = std::move(connection);
-  spdlog::info("connecting to {}", connection_->address());
+  spdlog::debug("connecting to {}", connection_->address());
   return Status::Ok();
 }
 

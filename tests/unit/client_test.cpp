@@ -1,0 +1,232 @@
+// The client library against an in-process ROUTER on 127.0.0.1 that plays the
+// node: replies matched by request id, stale replies dropped, timeouts.
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kvclient/client.h"
+#include "schema/framing.h"
+#include "schema/socket.h"
+
+using kv::Op;
+using kv::WireStatus;
+using kv::client::Clock;
+using kv::client::Completion;
+using kv::client::Connection;
+using kv::client::KvClient;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Received {
+  zmq::message_t identity;
+  uint64_t request_id = 0;
+  Op op = Op::kGet;
+  std::string key;
+  std::string value;
+};
+
+// A ROUTER bound to an ephemeral loopback port that answers only when told.
+class FakeNode {
+ public:
+  FakeNode() : router_(kv::MakeSocket(ctx_, zmq::socket_type::router)) {
+    router_.bind(kv::TcpEndpoint("127.0.0.1", 0));
+    auto port = kv::BoundPort(router_);
+    REQUIRE(port.ok());
+    port_ = *port;
+  }
+  uint16_t port() const { return port_; }
+
+  // The next request, or nullopt if none arrives within the deadline.
+  std::optional<Received> Receive(std::chrono::milliseconds deadline = 5s) {
+    zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, deadline) == 0) return std::nullopt;
+    std::vector<zmq::message_t> frames;
+    REQUIRE(kv::RecvMultipart(router_, &frames, 2) == 2);
+    kv::Request request;
+    kv::DecodeScratch scratch;
+    uint64_t id = 0;
+    REQUIRE(kv::DecodeRequest(frames[1], scratch, &request, &id).ok());
+    Received r;
+    r.identity.copy(frames[0]);
+    r.request_id = request.request_id;
+    r.op = request.op;
+    r.key = std::string(request.key);
+    r.value = std::string(request.value);
+    return r;
+  }
+
+  void Reply(const Received& to, uint64_t request_id, WireStatus status,
+             const std::string& value = "") {
+    kv::Reply reply;
+    reply.request_id = request_id;
+    reply.status = status;
+    reply.key = to.key;
+    reply.value = value;
+    reply.ring_version = 7;
+    zmq::message_t identity;
+    identity.copy(const_cast<zmq::message_t&>(to.identity));
+    router_.send(identity, zmq::send_flags::sndmore);
+    router_.send(kv::EncodeReply(reply), zmq::send_flags::none);
+  }
+
+ private:
+  zmq::context_t ctx_;
+  zmq::socket_t router_;
+  uint16_t port_ = 0;
+};
+
+// Collects completions until `want` have arrived or the deadline passes.
+std::vector<Completion> CollectAtLeast(Connection& c, size_t want,
+                                       std::chrono::milliseconds deadline = 5s) {
+  std::vector<Completion> out;
+  auto end = Clock::now() + deadline;
+  while (out.size() < want && Clock::now() < end) {
+    zmq::pollitem_t item = c.PollItem();
+    zmq::poll(&item, 1, 50ms);
+    c.Collect(Clock::now(), &out);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("replies are matched to their requests by id, whatever order they come in",
+          "[client]") {
+  FakeNode node;
+  zmq::context_t ctx;
+  Connection c(ctx, "127.0.0.1", node.port());
+  REQUIRE(c.Open().ok());
+  auto a = c.Send(Op::kPut, "a", "1");
+  auto b = c.Send(Op::kGet, "b");
+  auto d = c.Send(Op::kDelete, "d");
+  REQUIRE((a.ok() && b.ok() && d.ok()));
+  CHECK(c.in_flight() == 3);
+
+  std::vector<Received> got;
+  for (int i = 0; i < 3; ++i) {
+    auto r = node.Receive();
+    REQUIRE(r.has_value());
+    got.push_back(std::move(*r));
+  }
+  // An id nobody asked for first, then the three answers in reverse order.
+  node.Reply(got[0], 999, WireStatus::PUT_SUCCESS);
+  node.Reply(got[2], got[2].request_id, WireStatus::DELETE_SUCCESS);
+  node.Reply(got[1], got[1].request_id, WireStatus::GET_SUCCESS, "value of b");
+  node.Reply(got[0], got[0].request_id, WireStatus::PUT_SUCCESS);
+
+  auto done = CollectAtLeast(c, 3);
+  REQUIRE(done.size() == 3);
+  for (const auto& completion : done) {
+    REQUIRE(completion.result.ok());
+    if (completion.request_id == *a) {
+      CHECK(completion.op == Op::kPut);
+      CHECK(completion.result->status == WireStatus::PUT_SUCCESS);
+    } else if (completion.request_id == *b) {
+      CHECK(completion.op == Op::kGet);
+      CHECK(completion.result->value == "value of b");
+    } else {
+      CHECK(completion.request_id == *d);
+      CHECK(completion.result->status == WireStatus::DELETE_SUCCESS);
+    }
+  }
+  CHECK(c.in_flight() == 0);
+  CHECK(c.stale_replies() == 1);
+}
+
+TEST_CASE("a request past its timeout completes as Timeout and its late reply is dropped",
+          "[client]") {
+  FakeNode node;
+  zmq::context_t ctx;
+  Connection c(ctx, "127.0.0.1", node.port(), {std::chrono::milliseconds(3000)});
+  REQUIRE(c.Open().ok());
+  auto first = c.Send(Op::kGet, "slow");
+  REQUIRE(first.ok());
+  auto slow = node.Receive();
+  REQUIRE(slow.has_value());
+
+  // Collect with a clock past the deadline instead of waiting for it.
+  std::vector<Completion> expired;
+  c.Collect(Clock::now() + 3001ms, &expired);
+  REQUIRE(expired.size() == 1);
+  CHECK(expired[0].request_id == *first);
+  CHECK(expired[0].result.status().IsTimeout());
+  CHECK(expired[0].result.status().message() ==
+        "no reply from 127.0.0.1:" + std::to_string(node.port()) + " within 3000 ms");
+
+  // The connection still works: the late reply is dropped, the new one matched.
+  auto second = c.Send(Op::kGet, "fast");
+  REQUIRE(second.ok());
+  auto fast = node.Receive();
+  REQUIRE(fast.has_value());
+  node.Reply(*slow, slow->request_id, WireStatus::GET_SUCCESS, "too late");
+  node.Reply(*fast, fast->request_id, WireStatus::GET_SUCCESS, "in time");
+  auto reply = c.Await(*second);
+  REQUIRE(reply.ok());
+  CHECK(reply->value == "in time");
+  CHECK(c.stale_replies() == 1);
+}
+
+TEST_CASE("KvClient returns Timeout naming the node when no reply comes", "[client]") {
+  FakeNode node;  // receives but never answers
+  KvClient client(kv::client::ClientOptions{100ms});
+  REQUIRE(client.Connect("127.0.0.1", node.port()).ok());
+  auto started = Clock::now();
+  auto reply = client.Get("k");
+  REQUIRE_FALSE(reply.ok());
+  CHECK(reply.status().IsTimeout());
+  CHECK(reply.status().message() ==
+        "no reply from 127.0.0.1:" + std::to_string(node.port()) + " within 100 ms");
+  CHECK(Clock::now() - started < 2s);
+}
+
+TEST_CASE("KvClient sends the key and value as given and returns the node's reply",
+          "[client]") {
+  FakeNode node;
+  std::optional<Received> seen;
+  // The node answers one request from its own thread (the socket is handed
+  // over to it); Receive bounds the wait.
+  std::thread server([&] {
+    seen = node.Receive();
+    if (seen) node.Reply(*seen, seen->request_id, WireStatus::PUT_UPDATE);
+  });
+  KvClient client;
+  REQUIRE(client.Connect("127.0.0.1", node.port()).ok());
+  CHECK(client.address() == "127.0.0.1:" + std::to_string(node.port()));
+  auto reply = client.Put("key", "v a l ");
+  server.join();
+  REQUIRE(seen.has_value());
+  CHECK(seen->op == Op::kPut);
+  CHECK(seen->key == "key");
+  CHECK(seen->value == "v a l ");
+  REQUIRE(reply.ok());
+  CHECK(reply->status == WireStatus::PUT_UPDATE);
+  CHECK(reply->key == "key");
+  CHECK(client.ring_version() == 7);
+  CHECK(kv::client::ToStatus(*reply).ok());
+}
+
+TEST_CASE("KvClient without a connection answers Unavailable at once", "[client]") {
+  KvClient client;
+  auto reply = client.Put("k", "v");
+  REQUIRE_FALSE(reply.ok());
+  CHECK(reply.status().code() == kv::Status::Code::kUnavailable);
+  CHECK_FALSE(client.connected());
+}
+
+TEST_CASE("reply status words map to Status codes a program can branch on", "[client]") {
+  kv::client::KvReply r;
+  r.status = WireStatus::GET_ERROR;
+  CHECK(kv::client::ToStatus(r).IsNotFound());
+  r.reason = "disk failed";
+  CHECK(kv::client::ToStatus(r).IsInvalidArgument());
+  r.status = WireStatus::SERVER_NOT_RESPONSIBLE;
+  CHECK(kv::client::ToStatus(r).code() == kv::Status::Code::kNotResponsible);
+  r.status = WireStatus::OVERLOADED;
+  CHECK(kv::client::ToStatus(r).code() == kv::Status::Code::kOverloaded);
+  r.status = WireStatus::SERVER_STOPPED;
+  CHECK(kv::client::ToStatus(r).code() == kv::Status::Code::kUnavailable);
+}
