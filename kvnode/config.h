@@ -17,10 +17,11 @@ struct NodeConfig {
   std::string cache_strategy = "LRU";  // -s: FIFO | LRU | LFU
   std::string broker_host;             // -bh: broker to join (cluster mode, next issue)
   uint16_t broker_port = 0;            // -bp
-  std::string sync = "always";         // --sync: always = fsync each group commit; none = no fsync
+  std::string sync = "always";         // --sync: always = fdatasync the WAL per group commit; none = no fsync
   int64_t max_value_bytes = 1 << 20;   // --max-value-bytes: larger puts get put_error
   int64_t max_batch = 1024;            // --max-batch: requests taken per group commit
   int64_t map_size_mb = 65536;         // --map-size-mb: LMDB map size (upper bound on data size)
+  int64_t memtable_mb = 64;            // --memtable-mb: flush the write-ahead log into LMDB past this
   std::string port_file;               // --port-file: write the bound port here once listening
 };
 

@@ -45,6 +45,9 @@ int main(int argc, char** argv) {
             1 << 20);
   flags.Int({"--map-size-mb"}, "N", "LMDB map size: the most data this node can hold",
             &c.map_size_mb, 16, 1 << 30);
+  flags.Int({"--memtable-mb"}, "N",
+            "write-ahead log data held in memory before it is flushed into LMDB",
+            &c.memtable_mb, 1, 1 << 20);
   flags.String({"--port-file"}, "FILE", "write the bound port to FILE once listening",
                &c.port_file);
 

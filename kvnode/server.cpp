@@ -60,6 +60,7 @@ Status Server::Start() {
   store_options.dir = config_.data_dir;
   store_options.sync = config_.sync == "always";
   store_options.map_size_bytes = static_cast<uint64_t>(config_.map_size_mb) << 20;
+  store_options.memtable_bytes = static_cast<uint64_t>(config_.memtable_mb) << 20;
   auto store = Store::Open(store_options);
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
@@ -102,6 +103,7 @@ Status Server::Run() {
   std::vector<zmq::pollitem_t> items = {
       {static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0},
       {nullptr, stop_pipe_[0], ZMQ_POLLIN, 0},
+      {static_cast<void*>(store_->flush_events()), 0, ZMQ_POLLIN, 0},
   };
   for (;;) {
     try {
@@ -111,12 +113,20 @@ Status Server::Run() {
       return Status::IOError(std::string("poll: ") + e.what());
     }
     if (items[1].revents & ZMQ_POLLIN) break;
+    if (items[2].revents & ZMQ_POLLIN) store_->OnFlushEvent();
     if (items[0].revents & ZMQ_POLLIN) ProcessIncoming();
   }
   // Every batch is committed and answered before the loop polls again, so
-  // nothing acknowledged is in flight here. Close the socket, then the store.
-  spdlog::info("kvnode stopping: closing socket and store (last seq {})", store_->last_seq());
+  // nothing acknowledged is in flight here. Give queued replies a moment to
+  // leave, flush the write-ahead log into LMDB and close.
+  spdlog::info("kvnode stopping: flushing and closing (last seq {})", store_->last_seq());
+  socket_.set(zmq::sockopt::linger, 1000);
   socket_.close();
+  Status flushed = store_->FlushAll();
+  if (!flushed.ok()) {
+    spdlog::error("flush at shutdown failed (the write-ahead log still has every write): {}",
+                  flushed.ToString());
+  }
   store_.reset();
   spdlog::info("kvnode stopped");
   spdlog::default_logger()->flush();
@@ -241,66 +251,55 @@ bool Server::TryAnswerNow(const zmq::message_t& identity, const Request& request
 }
 
 void Server::CommitBatch() {
+  std::vector<WriteOp> ops;
+  ops.reserve(batch_.size());
+  for (const Pending& p : batch_) {
+    if (p.op == Op::kPut || p.op == Op::kDelete) {
+      ops.push_back(WriteOp{p.op == Op::kDelete, p.key, p.value});
+    }
+  }
+  std::vector<bool> existed;
+  Status failure = store_->Write(ops, &existed);
+  if (!failure.ok()) {
+    spdlog::error("group commit of {} writes failed: {}", ops.size(), failure.ToString());
+  }
+
   std::vector<Reply> replies(batch_.size());
   std::vector<std::string> values(batch_.size());  // read results owned here
-  Status failure;
-  auto txn = store_->BeginWrite();
-  if (!txn.ok()) failure = txn.status();
-  for (size_t i = 0; i < batch_.size() && failure.ok(); ++i) {
+  size_t write_index = 0;
+  for (size_t i = 0; i < batch_.size(); ++i) {
     const Pending& p = batch_[i];
     Reply& r = replies[i];
     r.request_id = p.request_id;
     r.key = p.key;
+    if (!failure.ok()) {
+      // The outcome of the failed batch is unknown; the reason says so.
+      r.status = ErrorStatusFor(p.op);
+      r.reason = failure.message();
+      continue;
+    }
     switch (p.op) {
-      case Op::kPut: {
-        bool existed = false;
-        Status s = txn->Put(p.key, p.value, &existed);
-        if (!s.ok()) failure = s;
-        r.status = existed ? WireStatus::PUT_UPDATE : WireStatus::PUT_SUCCESS;
+      case Op::kPut:
+        r.status = existed[write_index++] ? WireStatus::PUT_UPDATE : WireStatus::PUT_SUCCESS;
+        cache_.Put(p.key, p.value);
         break;
-      }
-      case Op::kDelete: {
-        Status s = txn->Delete(p.key);
-        if (s.IsNotFound()) {
-          r.status = WireStatus::DELETE_ERROR;
-        } else if (!s.ok()) {
-          failure = s;
-        } else {
-          r.status = WireStatus::DELETE_SUCCESS;
-        }
+      case Op::kDelete:
+        r.status = existed[write_index++] ? WireStatus::DELETE_SUCCESS : WireStatus::DELETE_ERROR;
+        cache_.Erase(p.key);
         break;
-      }
       case Op::kGet: {
-        Status s = txn->Get(p.key, &values[i]);
+        // Reads of keys written in this batch see the batch's writes.
+        Status s = store_->Get(p.key, &values[i]);
         if (s.ok()) {
           r.status = WireStatus::GET_SUCCESS;
           r.value = values[i];
-        } else if (s.IsNotFound()) {
-          r.status = WireStatus::GET_ERROR;
         } else {
-          failure = s;
+          r.status = WireStatus::GET_ERROR;
+          if (!s.IsNotFound()) r.reason = s.message();
         }
         break;
       }
       default: break;
-    }
-  }
-  if (failure.ok()) failure = txn->Commit();
-
-  if (failure.ok()) {
-    for (const Pending& p : batch_) {
-      if (p.op == Op::kPut) cache_.Put(p.key, p.value);
-      if (p.op == Op::kDelete) cache_.Erase(p.key);
-    }
-  } else {
-    // Nothing in this batch was stored: every request in it gets an error.
-    spdlog::error("group commit of {} requests failed: {}", batch_.size(), failure.ToString());
-    for (size_t i = 0; i < batch_.size(); ++i) {
-      replies[i].request_id = batch_[i].request_id;
-      replies[i].key = batch_[i].key;
-      replies[i].status = ErrorStatusFor(batch_[i].op);
-      replies[i].value = {};
-      replies[i].reason = failure.message();
     }
   }
   spdlog::trace("group commit: {} requests, last seq {}", batch_.size(), store_->last_seq());

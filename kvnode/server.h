@@ -1,9 +1,10 @@
 // The kvnode server: one event loop (zmq_poll over the client ROUTER socket
-// and a stop pipe) that owns the store and the cache. Requests are taken in
-// batches; reads of keys the batch does not write are answered at once from
-// the cache or a read transaction, writes (and reads of keys written earlier
-// in the same batch) run in one LMDB write transaction and are answered only
-// after it commits: group commit, one fsync per batch. Framing: schema/framing.h.
+// the store's flush events and a stop pipe) that owns the store and the cache.
+// Requests are taken in batches; reads of keys the batch does not write are
+// answered at once from the cache or the store, writes go to the store as one
+// group commit (one WAL append and fdatasync per batch) and are answered only
+// after it returns, as are reads of keys the batch writes. Framing:
+// schema/framing.h.
 // Not thread-safe except RequestStop(), which is async-signal-safe.
 #pragma once
 

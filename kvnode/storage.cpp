@@ -2,8 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <unordered_map>
 
 #include "schema/hash.h"
 
@@ -12,32 +14,25 @@ namespace {
 
 constexpr uint8_t kValueFormat = 1;
 constexpr uint32_t kLayoutVersion = 1;
+constexpr char kFlusherEndpoint[] = "inproc://kvnode-flusher";
+constexpr char kStopMessage[] = "stop";
 
-Status LmdbError(const char* what, int rc) {
-  std::string msg = std::string(what) + ": " + mdb_strerror(rc);
+Status LmdbError(const std::string& what, int rc) {
+  std::string msg = what + ": " + mdb_strerror(rc);
   if (rc == MDB_MAP_FULL) msg += " (database full; raise --map-size-mb)";
   return Status::IOError(msg);
 }
 
 MDB_val Val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
 
-void PutU64(char* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+void PutLE(char* p, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
 }
 
-uint64_t GetU64(const char* p) {
+uint64_t GetLE(const char* p, int bytes) {
   uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
   return v;
-}
-
-Status DecodeValue(const MDB_val& v, std::string* out) {
-  if (v.mv_size < kValueHeaderBytes || static_cast<const uint8_t*>(v.mv_data)[0] != kValueFormat) {
-    return Status::Corruption("stored value has an unknown header");
-  }
-  out->assign(static_cast<const char*>(v.mv_data) + kValueHeaderBytes,
-              v.mv_size - kValueHeaderBytes);
-  return Status::Ok();
 }
 
 }  // namespace
@@ -52,73 +47,6 @@ std::string_view DecodeStorageKey(std::string_view stored) {
   return stored.size() < 16 ? std::string_view() : stored.substr(16);
 }
 
-// ---- WriteTxn ----
-
-WriteTxn::WriteTxn(WriteTxn&& other) noexcept
-    : store_(other.store_), txn_(other.txn_), seq_(other.seq_) {
-  other.txn_ = nullptr;
-}
-
-WriteTxn::~WriteTxn() {
-  if (txn_ != nullptr) mdb_txn_abort(txn_);
-}
-
-Status WriteTxn::Put(std::string_view key, std::string_view value, bool* existed) {
-  std::string skey = EncodeStorageKey(key);
-  MDB_val k = Val(skey), old;
-  int rc = mdb_get(txn_, store_->data_, &k, &old);
-  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("read before put", rc);
-  *existed = rc == 0;
-  uint64_t seq = (seq_ ? seq_ : store_->last_seq_) + 1;
-  // Reserve the value in place and write header and bytes straight into the map.
-  MDB_val v{kValueHeaderBytes + value.size(), nullptr};
-  rc = mdb_put(txn_, store_->data_, &k, &v, MDB_RESERVE);
-  if (rc != 0) return LmdbError("put", rc);
-  char* p = static_cast<char*>(v.mv_data);
-  p[0] = static_cast<char>(kValueFormat);
-  p[1] = 0;
-  PutU64(p + 2, seq);
-  if (!value.empty()) std::memcpy(p + kValueHeaderBytes, value.data(), value.size());
-  seq_ = seq;
-  return Status::Ok();
-}
-
-Status WriteTxn::Delete(std::string_view key) {
-  std::string skey = EncodeStorageKey(key);
-  MDB_val k = Val(skey);
-  int rc = mdb_del(txn_, store_->data_, &k, nullptr);
-  if (rc == MDB_NOTFOUND) return Status::NotFound("key not found");
-  if (rc != 0) return LmdbError("delete", rc);
-  seq_ = (seq_ ? seq_ : store_->last_seq_) + 1;
-  return Status::Ok();
-}
-
-Status WriteTxn::Get(std::string_view key, std::string* value) {
-  std::string skey = EncodeStorageKey(key);
-  MDB_val k = Val(skey), v;
-  int rc = mdb_get(txn_, store_->data_, &k, &v);
-  if (rc == MDB_NOTFOUND) return Status::NotFound("key not found");
-  if (rc != 0) return LmdbError("get", rc);
-  return DecodeValue(v, value);
-}
-
-Status WriteTxn::Commit() {
-  if (seq_ != 0) {
-    char buf[8];
-    PutU64(buf, seq_);
-    MDB_val k = Val("last_seq"), v{8, buf};
-    int rc = mdb_put(txn_, store_->meta_, &k, &v, 0);
-    if (rc != 0) return LmdbError("write last_seq", rc);
-  }
-  int rc = mdb_txn_commit(txn_);
-  txn_ = nullptr;  // committed or freed by LMDB either way
-  if (rc != 0) return LmdbError("commit", rc);
-  if (seq_ != 0) store_->last_seq_ = seq_;
-  return Status::Ok();
-}
-
-// ---- Store ----
-
 Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   std::unique_ptr<Store> store(new Store());
   Status s = store->Init(options);
@@ -127,6 +55,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
 }
 
 Status Store::Init(const StoreOptions& options) {
+  options_ = options;
   std::error_code ec;
   std::filesystem::create_directories(options.dir, ec);
   if (ec) return Status::IOError("cannot create data directory " + options.dir + ": " + ec.message());
@@ -135,10 +64,10 @@ Status Store::Init(const StoreOptions& options) {
   mdb_env_set_maxdbs(env_, 4);
   rc = mdb_env_set_mapsize(env_, options.map_size_bytes);
   if (rc != 0) return LmdbError("mdb_env_set_mapsize", rc);
-  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
-  if (!options.sync) flags |= MDB_NOSYNC;
-  rc = mdb_env_open(env_, options.dir.c_str(), flags, 0644);
-  if (rc != 0) return LmdbError(("cannot open database in " + options.dir).c_str(), rc);
+  // LMDB commits are always synced: they happen once per flush, so LMDB on
+  // disk is always a consistent snapshot; --sync only governs the WAL.
+  rc = mdb_env_open(env_, options.dir.c_str(), MDB_NOTLS | MDB_NORDAHEAD, 0644);
+  if (rc != 0) return LmdbError("cannot open database in " + options.dir, rc);
 
   MDB_txn* txn = nullptr;
   rc = mdb_txn_begin(env_, nullptr, 0, &txn);
@@ -152,11 +81,12 @@ Status Store::Init(const StoreOptions& options) {
   MDB_val k = Val("format"), v;
   rc = mdb_get(txn, meta_, &k, &v);
   if (rc == MDB_NOTFOUND) {
-    char buf[4] = {static_cast<char>(kLayoutVersion), 0, 0, 0};
+    char buf[4];
+    PutLE(buf, kLayoutVersion, 4);
     MDB_val nv{4, buf};
     rc = mdb_put(txn, meta_, &k, &nv, 0);
   } else if (rc == 0) {
-    uint32_t version = v.mv_size == 4 ? static_cast<uint8_t>(static_cast<char*>(v.mv_data)[0]) : 0;
+    uint64_t version = v.mv_size == 4 ? GetLE(static_cast<const char*>(v.mv_data), 4) : 0;
     if (version != kLayoutVersion) {
       mdb_txn_abort(txn);
       return Status::Corruption("data directory " + options.dir + " has layout version " +
@@ -170,19 +100,187 @@ Status Store::Init(const StoreOptions& options) {
   }
   k = Val("last_seq");
   if (mdb_get(txn, meta_, &k, &v) == 0 && v.mv_size == 8) {
-    last_seq_ = GetU64(static_cast<const char*>(v.mv_data));
+    next_seq_ = GetLE(static_cast<const char*>(v.mv_data), 8) + 1;
   }
   rc = mdb_txn_commit(txn);
   if (rc != 0) return LmdbError("commit", rc);
-  return Status::Ok();
+
+  main_pair_ = zmq::socket_t(ctx_, zmq::socket_type::pair);
+  flusher_pair_ = zmq::socket_t(ctx_, zmq::socket_type::pair);
+  main_pair_.set(zmq::sockopt::linger, 0);
+  flusher_pair_.set(zmq::sockopt::linger, 0);
+  main_pair_.bind(kFlusherEndpoint);
+  flusher_pair_.connect(kFlusherEndpoint);
+  flusher_ = std::thread([this] { FlusherLoop(); });
+
+  return Recover();
 }
 
 Store::~Store() {
+  if (flusher_.joinable()) {
+    WaitForFlush();
+    zmq::message_t stop(kStopMessage, sizeof(kStopMessage));
+    (void)main_pair_.send(stop, zmq::send_flags::none);
+    flusher_.join();
+  }
   if (read_txn_ != nullptr) mdb_txn_abort(read_txn_);
   if (env_ != nullptr) mdb_env_close(env_);
 }
 
-Status Store::Get(std::string_view key, std::string* value) {
+Status Store::Recover() {
+  auto segments = ListWalSegments(options_.dir);
+  if (!segments.ok()) return segments.status();
+  uint64_t records = 0;
+  for (uint64_t number : *segments) {
+    std::string path = WalSegmentPath(options_.dir, number);
+    auto intact = ReadWalSegment(path, [&](const WalRecord& r) {
+      if (r.is_delete) {
+        active_->Delete(r.key, r.seq);
+      } else {
+        active_->Put(r.key, r.value, r.seq);
+      }
+      ++records;
+    });
+    if (!intact.ok()) return intact.status();
+    auto size = std::filesystem::file_size(path);
+    if (*intact != size) {
+      spdlog::warn("write-ahead log {}: cut {} bytes of torn tail (never acknowledged)", path,
+                   size - *intact);
+    }
+  }
+  if (!active_->empty()) {
+    next_seq_ = std::max(next_seq_, active_->max_seq() + 1);
+  }
+  wal_number_ = segments->empty() ? 0 : segments->back();
+  oldest_wal_ = segments->empty() ? 1 : segments->front();
+  if (records > 0) {
+    spdlog::info("recovered {} write-ahead log records from {} segment(s)", records,
+                 segments->size());
+  }
+  Status s = RotateWal();  // new active segment after the recovered ones
+  if (!s.ok()) return s;
+  return FlushAll();
+}
+
+Status Store::RotateWal() {
+  auto wal = WalWriter::Create(WalSegmentPath(options_.dir, wal_number_ + 1), options_.sync);
+  if (!wal.ok()) return wal.status();
+  wal_ = std::move(*wal);
+  ++wal_number_;
+  return Status::Ok();
+}
+
+Status Store::Freeze() {
+  frozen_ = std::move(active_);
+  active_ = std::make_unique<MemTable>();
+  frozen_last_segment_ = wal_number_;
+  return RotateWal();
+}
+
+void Store::WaitForFlush() {
+  while (flush_running_) {
+    zmq::pollitem_t item{static_cast<void*>(main_pair_), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(-1));
+    OnFlushEvent();
+  }
+}
+
+void Store::OnFlushEvent() {
+  zmq::message_t reply;
+  if (!main_pair_.recv(reply, zmq::recv_flags::dontwait)) return;
+  flush_running_ = false;
+  if (reply.size() != 0) {
+    // Keep frozen_: its writes are still in the WAL and readable; retry later.
+    spdlog::error("flush into LMDB failed, will retry: {}", reply.to_string());
+    return;
+  }
+  DropFrozen();
+}
+
+Status Store::ApplyToLmdb(const MemTable& table) {
+  std::vector<std::pair<std::string, const MemEntry*>> sorted;
+  sorted.reserve(table.entries().size());
+  for (const auto& [key, entry] : table.entries()) {
+    sorted.emplace_back(EncodeStorageKey(key), &entry);
+  }
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+  if (rc != 0) return LmdbError("begin flush", rc);
+  for (const auto& [skey, e] : sorted) {
+    MDB_val k = Val(skey);
+    if (e->deleted) {
+      rc = mdb_del(txn, data_, &k, nullptr);
+      if (rc == MDB_NOTFOUND) rc = 0;
+    } else {
+      MDB_val v{kValueHeaderBytes + e->value.size(), nullptr};
+      rc = mdb_put(txn, data_, &k, &v, MDB_RESERVE);
+      if (rc == 0) {
+        char* p = static_cast<char*>(v.mv_data);
+        p[0] = static_cast<char>(kValueFormat);
+        p[1] = 0;
+        PutLE(p + 2, e->seq, 8);
+        if (!e->value.empty()) std::memcpy(p + kValueHeaderBytes, e->value.data(), e->value.size());
+      }
+    }
+    if (rc != 0) {
+      mdb_txn_abort(txn);
+      return LmdbError("flush write", rc);
+    }
+  }
+  char buf[8];
+  PutLE(buf, table.max_seq(), 8);
+  MDB_val k = Val("last_seq"), v{8, buf};
+  rc = mdb_put(txn, meta_, &k, &v, 0);
+  if (rc == 0) {
+    rc = mdb_txn_commit(txn);
+  } else {
+    mdb_txn_abort(txn);
+  }
+  if (rc != 0) return LmdbError("flush commit", rc);
+  return Status::Ok();
+}
+
+void Store::FlusherLoop() {
+  for (;;) {
+    zmq::message_t msg;
+    if (!flusher_pair_.recv(msg, zmq::recv_flags::none)) continue;
+    if (msg.size() == sizeof(kStopMessage)) return;
+    const MemTable* table = nullptr;
+    std::memcpy(&table, msg.data(), sizeof(table));
+    Status s = ApplyToLmdb(*table);
+    std::string text = s.ok() ? "" : s.ToString();
+    zmq::message_t reply(text.data(), text.size());
+    (void)flusher_pair_.send(reply, zmq::send_flags::none);
+  }
+}
+
+Status Store::FlushAll() {
+  WaitForFlush();
+  for (int round = 0; round < 2; ++round) {
+    if (frozen_) {
+      Status s = ApplyToLmdb(*frozen_);
+      if (!s.ok()) return s;
+      DropFrozen();
+    }
+    if (active_->empty()) break;
+    Status s = Freeze();
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+void Store::DropFrozen() {
+  for (uint64_t n = oldest_wal_; n <= frozen_last_segment_; ++n) {
+    std::error_code ec;
+    std::filesystem::remove(WalSegmentPath(options_.dir, n), ec);
+  }
+  oldest_wal_ = frozen_last_segment_ + 1;
+  frozen_.reset();
+}
+
+Status Store::LmdbGet(std::string_view key, std::string* value) {
   int rc = read_txn_ == nullptr ? mdb_txn_begin(env_, nullptr, MDB_RDONLY, &read_txn_)
                                 : mdb_txn_renew(read_txn_);
   if (rc != 0) return LmdbError("begin read", rc);
@@ -194,18 +292,101 @@ Status Store::Get(std::string_view key, std::string* value) {
     s = Status::NotFound("key not found");
   } else if (rc != 0) {
     s = LmdbError("get", rc);
-  } else {
-    s = DecodeValue(v, value);
+  } else if (v.mv_size < kValueHeaderBytes ||
+             static_cast<const uint8_t*>(v.mv_data)[0] != kValueFormat) {
+    s = Status::Corruption("stored value has an unknown header");
+  } else if (value != nullptr) {
+    value->assign(static_cast<const char*>(v.mv_data) + kValueHeaderBytes,
+                  v.mv_size - kValueHeaderBytes);
   }
   mdb_txn_reset(read_txn_);
   return s;
 }
 
-Result<WriteTxn> Store::BeginWrite() {
-  MDB_txn* txn = nullptr;
-  int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
-  if (rc != 0) return LmdbError("begin write", rc);
-  return WriteTxn(this, txn);
+Status Store::Get(std::string_view key, std::string* value) {
+  for (const MemTable* t : {static_cast<const MemTable*>(active_.get()), frozen_.get()}) {
+    if (t == nullptr) continue;
+    if (const MemEntry* e = t->Find(key)) {
+      if (e->deleted) return Status::NotFound("key not found");
+      value->assign(e->value);
+      return Status::Ok();
+    }
+  }
+  return LmdbGet(key, value);
+}
+
+Result<bool> Store::Exists(std::string_view key) {
+  for (const MemTable* t : {static_cast<const MemTable*>(active_.get()), frozen_.get()}) {
+    if (t == nullptr) continue;
+    if (const MemEntry* e = t->Find(key)) return !e->deleted;
+  }
+  Status s = LmdbGet(key, nullptr);
+  if (s.ok()) return true;
+  if (s.IsNotFound()) return false;
+  return s;
+}
+
+Status Store::Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed) {
+  if (!write_error_.ok()) return write_error_;
+  if (active_->approximate_bytes() >= options_.memtable_bytes) {
+    if (frozen_ && !flush_running_ &&
+        active_->approximate_bytes() >= 4 * options_.memtable_bytes) {
+      return Status::IOError("flushing into LMDB keeps failing (see the log); refusing writes");
+    }
+    if (flush_running_ && active_->approximate_bytes() >= 2 * options_.memtable_bytes) {
+      spdlog::warn("write stall: waiting for the flush into LMDB to finish");
+      WaitForFlush();
+    }
+    if (!flush_running_ && !frozen_) {
+      Status s = Freeze();
+      if (!s.ok()) return s;
+    }
+    if (!flush_running_ && frozen_) {
+      const MemTable* table = frozen_.get();
+      zmq::message_t msg(&table, sizeof(table));
+      (void)main_pair_.send(msg, zmq::send_flags::none);
+      flush_running_ = true;
+    }
+  }
+  existed->assign(ops.size(), false);
+  std::unordered_map<std::string_view, bool> batch_state;  // key -> exists after earlier ops
+  std::vector<uint64_t> seqs(ops.size(), 0);
+  uint64_t seq = next_seq_;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const WriteOp& op = ops[i];
+    bool ex;
+    auto it = batch_state.find(op.key);
+    if (it != batch_state.end()) {
+      ex = it->second;
+    } else {
+      auto r = Exists(op.key);
+      if (!r.ok()) return r.status();
+      ex = *r;
+    }
+    (*existed)[i] = ex;
+    batch_state[op.key] = !op.is_delete;
+    if (op.is_delete && !ex) continue;  // nothing to delete, nothing to log
+    seqs[i] = seq;
+    wal_->Add(WalRecord{op.is_delete, seq, op.key, op.value});
+    ++seq;
+  }
+  Status s = wal_->Commit();
+  if (!s.ok()) {
+    write_error_ = Status::IOError("write-ahead log failed, refusing writes until restart: " +
+                                   s.message());
+    spdlog::critical("{}", write_error_.message());
+    return s;
+  }
+  next_seq_ = seq;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (seqs[i] == 0) continue;
+    if (ops[i].is_delete) {
+      active_->Delete(ops[i].key, seqs[i]);
+    } else {
+      active_->Put(ops[i].key, ops[i].value, seqs[i]);
+    }
+  }
+  return Status::Ok();
 }
 
 Result<uint64_t> Store::Count() {

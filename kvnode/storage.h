@@ -1,15 +1,24 @@
-// LMDB-backed storage for one kvnode. Owns the on-disk layout (format 1):
+// Storage for one kvnode: a write-ahead log in front of LMDB.
 //
-//   environment <data-dir>/ (data.mdb, lock.mdb), two named databases:
+// Write path: a batch of writes is appended to the WAL with one write() and
+// one fdatasync() (group commit), then applied to the in-memory MemTable; the
+// caller acknowledges after Write() returns. When the MemTable passes
+// memtable_bytes it is frozen and a flusher thread writes it into LMDB in one
+// synced transaction, in key order; then the WAL segments it covered are
+// deleted. LMDB is therefore always a consistent, fully synced snapshot, and
+// WAL + LMDB together hold every acknowledged write. Open() replays the WAL.
+//
+// LMDB layout (format 1), two named databases:
 //   "data": key   = [16-byte MD5(user key)][user key bytes]
 //           value = [u8 format = 1][u8 flags = 0][u64 little-endian seq][value bytes]
 //   "meta": "format"   -> u32 little-endian layout version (1)
-//           "last_seq" -> u64 little-endian, the highest seq ever written
+//           "last_seq" -> u64 little-endian, highest seq flushed into "data"
+// The MD5 prefix makes every hash range of the ring one contiguous cursor
+// range (two when it wraps). seq grows by one with every write. WAL layout:
+// kvnode/wal.h.
 //
-// Prefixing with the MD5 makes every hash range of the ring one contiguous
-// cursor range. seq grows by one with every write and is the version that
-// replication (and subscriptions) will order changes by.
-// Thread-compatible: one thread (the node's event loop) uses a Store.
+// Thread-compatible: the owner's event loop calls every method; the flusher
+// thread only reads a frozen MemTable and talks to the Store over inproc.
 #pragma once
 
 #include <lmdb.h>
@@ -18,15 +27,21 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
 
+#include "kvnode/memtable.h"
+#include "kvnode/wal.h"
 #include "schema/status.h"
 
 namespace kv {
 
 struct StoreOptions {
-  std::string dir;                 // created if missing
-  bool sync = true;                // fsync every commit; false = MDB_NOSYNC (fast, not durable)
-  uint64_t map_size_bytes = 64ull << 30;  // upper bound on database size (address space only)
+  std::string dir;                          // created if missing
+  bool sync = true;                         // fdatasync the WAL before a write returns
+  uint64_t map_size_bytes = 64ull << 30;    // LMDB map size: upper bound on data size
+  uint64_t memtable_bytes = 64ull << 20;    // freeze and flush the MemTable past this
 };
 
 // Encodes "[MD5(key)][key]".
@@ -36,56 +51,74 @@ std::string_view DecodeStorageKey(std::string_view stored);
 
 constexpr size_t kValueHeaderBytes = 10;
 
-class Store;
-
-// One LMDB write transaction: a group of writes committed with one fsync.
-// Aborted on destruction unless committed. Not thread-safe.
-class WriteTxn {
- public:
-  WriteTxn(WriteTxn&& other) noexcept;
-  WriteTxn& operator=(WriteTxn&&) = delete;
-  ~WriteTxn();
-
-  // *existed tells whether the key held a value before.
-  Status Put(std::string_view key, std::string_view value, bool* existed);
-  // NotFound if the key was not there.
-  Status Delete(std::string_view key);
-  // Reads within the transaction (sees its own writes). NotFound if absent.
-  Status Get(std::string_view key, std::string* value);
-  Status Commit();
-
- private:
-  friend class Store;
-  WriteTxn(Store* store, MDB_txn* txn) : store_(store), txn_(txn) {}
-  Store* store_;
-  MDB_txn* txn_;
-  uint64_t seq_ = 0;  // last seq assigned in this transaction (0 = none)
+struct WriteOp {
+  bool is_delete = false;
+  std::string_view key;
+  std::string_view value;
 };
 
 class Store {
  public:
   static Result<std::unique_ptr<Store>> Open(const StoreOptions& options);
+  // Waits for a running flush; leaves unflushed writes in the WAL.
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Committed value of key; NotFound if absent.
+  // Latest value of key; NotFound if absent or deleted.
   Status Get(std::string_view key, std::string* value);
-  Result<WriteTxn> BeginWrite();
-  uint64_t last_seq() const { return last_seq_; }
-  // Number of keys stored (for logs and tests).
+
+  // Applies ops in order, durably (per options.sync) before returning.
+  // (*existed)[i] tells whether ops[i]'s key held a value just before it; a
+  // delete of an absent key changes nothing. After an I/O error the store
+  // refuses all further writes (the outcome of the failed batch is unknown).
+  Status Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed);
+
+  // Readable when a background flush has finished; the owner polls it and
+  // then calls OnFlushEvent().
+  zmq::socket_t& flush_events() { return main_pair_; }
+  void OnFlushEvent();
+
+  // Writes everything into LMDB now and deletes the WAL segments (blocking).
+  Status FlushAll();
+
+  uint64_t last_seq() const { return next_seq_ - 1; }
+  // Keys in LMDB (exact after FlushAll).
   Result<uint64_t> Count();
 
  private:
-  friend class WriteTxn;
   Store() = default;
   Status Init(const StoreOptions& options);
+  Status Recover();
+  Status RotateWal();
+  Status Freeze();
+  void WaitForFlush();
+  void DropFrozen();  // deletes the WAL segments frozen_ covered, then frozen_
+  Status ApplyToLmdb(const MemTable& table);
+  Result<bool> Exists(std::string_view key);
+  Status LmdbGet(std::string_view key, std::string* value);
+  void FlusherLoop();
 
+  StoreOptions options_;
   MDB_env* env_ = nullptr;
   MDB_dbi data_ = 0;
   MDB_dbi meta_ = 0;
   MDB_txn* read_txn_ = nullptr;  // reset between reads, renewed for the next
-  uint64_t last_seq_ = 0;
+
+  std::unique_ptr<WalWriter> wal_;
+  uint64_t wal_number_ = 0;       // number of the active segment
+  uint64_t oldest_wal_ = 1;       // lowest segment number that may still exist
+  std::unique_ptr<MemTable> active_ = std::make_unique<MemTable>();
+  std::unique_ptr<const MemTable> frozen_;  // being flushed, or failed to flush
+  uint64_t frozen_last_segment_ = 0;        // WAL segments <= this are in frozen_
+  bool flush_running_ = false;
+  Status write_error_;                      // sticky after a WAL failure
+  uint64_t next_seq_ = 1;
+
+  zmq::context_t ctx_{0};         // inproc only: no I/O threads
+  zmq::socket_t main_pair_;
+  zmq::socket_t flusher_pair_;
+  std::thread flusher_;
 };
 
 }  // namespace kv

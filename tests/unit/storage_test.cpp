@@ -1,19 +1,35 @@
 #include "kvnode/storage.h"
 
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
 
 #include "schema/hash.h"
 #include "tests/support/process.h"
 
 namespace {
 
-std::unique_ptr<kv::Store> OpenStore(const std::string& dir) {
+std::unique_ptr<kv::Store> OpenStore(const std::string& dir, uint64_t memtable_bytes = 1 << 20) {
   kv::StoreOptions o;
   o.dir = dir;
   o.map_size_bytes = 64ull << 20;
+  o.memtable_bytes = memtable_bytes;
   auto s = kv::Store::Open(o);
   REQUIRE(s.ok());
   return std::move(*s);
+}
+
+kv::Status Put(kv::Store& store, std::string_view key, std::string_view value,
+               bool* existed = nullptr) {
+  std::vector<bool> ex;
+  kv::Status s = store.Write({kv::WriteOp{false, key, value}}, &ex);
+  if (existed != nullptr && s.ok()) *existed = ex[0];
+  return s;
+}
+
+std::string GetOr(kv::Store& store, std::string_view key, std::string fallback = "<missing>") {
+  std::string v;
+  return store.Get(key, &v).ok() ? v : fallback;
 }
 
 }  // namespace
@@ -25,76 +41,88 @@ TEST_CASE("stored keys are prefixed with the MD5 of the key", "[storage]") {
   CHECK(kv::DecodeStorageKey(enc) == "hello");
 }
 
-TEST_CASE("a committed write is readable and reports whether it was an update", "[storage]") {
+TEST_CASE("a write batch applies in order and reports what existed before", "[storage]") {
   kvtest::TempDir dir;
   auto store = OpenStore(dir.path());
-  {
-    auto txn = store->BeginWrite();
-    REQUIRE(txn.ok());
-    bool existed = true;
-    REQUIRE(txn->Put("k", "v1", &existed).ok());
-    CHECK_FALSE(existed);
-    REQUIRE(txn->Put("k", "v2", &existed).ok());
-    CHECK(existed);
-    std::string v;
-    REQUIRE(txn->Get("k", &v).ok());
-    CHECK(v == "v2");
-    REQUIRE(txn->Commit().ok());
-  }
-  std::string v;
-  REQUIRE(store->Get("k", &v).ok());
-  CHECK(v == "v2");
-  CHECK(store->last_seq() == 2);
-  CHECK(store->Get("missing", &v).IsNotFound());
+  std::vector<bool> existed;
+  REQUIRE(store
+              ->Write({{false, "k", "v1"}, {false, "k", "v2"}, {true, "k", ""}, {true, "k", ""},
+                       {false, "other", "x"}},
+                      &existed)
+              .ok());
+  CHECK(existed == std::vector<bool>{false, true, true, false, false});
+  CHECK(GetOr(*store, "k") == "<missing>");
+  CHECK(GetOr(*store, "other") == "x");
+  CHECK(store->last_seq() == 4);  // the delete of an absent key wrote nothing
 }
 
-TEST_CASE("an uncommitted transaction leaves nothing behind", "[storage]") {
-  kvtest::TempDir dir;
-  auto store = OpenStore(dir.path());
-  {
-    auto txn = store->BeginWrite();
-    REQUIRE(txn.ok());
-    bool existed = false;
-    REQUIRE(txn->Put("k", "v", &existed).ok());
-  }  // aborted
-  std::string v;
-  CHECK(store->Get("k", &v).IsNotFound());
-  CHECK(store->last_seq() == 0);
-}
-
-TEST_CASE("deletes remove keys and report missing ones", "[storage]") {
-  kvtest::TempDir dir;
-  auto store = OpenStore(dir.path());
-  auto txn = store->BeginWrite();
-  REQUIRE(txn.ok());
-  bool existed = false;
-  REQUIRE(txn->Put("k", "v", &existed).ok());
-  REQUIRE(txn->Delete("k").ok());
-  CHECK(txn->Delete("k").IsNotFound());
-  REQUIRE(txn->Commit().ok());
-  std::string v;
-  CHECK(store->Get("k", &v).IsNotFound());
-}
-
-TEST_CASE("data, binary values and the sequence number survive reopening", "[storage]") {
+TEST_CASE("writes survive reopening through the write-ahead log alone", "[storage]") {
   kvtest::TempDir dir;
   std::string binary("\0\x01\xff value with spaces ", 21);
   {
     auto store = OpenStore(dir.path());
-    auto txn = store->BeginWrite();
-    REQUIRE(txn.ok());
-    bool existed = false;
     for (int i = 0; i < 100; ++i) {
-      REQUIRE(txn->Put("key" + std::to_string(i), binary + std::to_string(i), &existed).ok());
+      REQUIRE(Put(*store, "key" + std::to_string(i), binary + std::to_string(i)).ok());
     }
-    REQUIRE(txn->Commit().ok());
+    std::vector<bool> ex;
+    REQUIRE(store->Write({{true, "key7", ""}}, &ex).ok());
+    REQUIRE(*store->Count() == 0);  // nothing flushed into LMDB yet
+  }  // closed without a flush: only the WAL has the data
+  auto store = OpenStore(dir.path());
+  CHECK(store->last_seq() == 101);
+  CHECK(*store->Count() == 99);  // recovery flushed the log into LMDB
+  CHECK(GetOr(*store, "key42") == binary + "42");
+  CHECK(GetOr(*store, "key7") == "<missing>");
+  bool existed = true;
+  REQUIRE(Put(*store, "fresh", "v", &existed).ok());
+  CHECK_FALSE(existed);
+  CHECK(store->last_seq() == 102);
+}
+
+TEST_CASE("background flushes move data into LMDB while reads keep working", "[storage]") {
+  kvtest::TempDir dir;
+  {
+    auto store = OpenStore(dir.path(), /*memtable_bytes=*/16 * 1024);
+    for (int i = 0; i < 3000; ++i) {
+      REQUIRE(Put(*store, "key" + std::to_string(i), std::string(100, 'a' + i % 26)).ok());
+      if (i % 500 == 0) {
+        // Whatever is frozen, flushing or flushed, the latest value is visible.
+        CHECK(GetOr(*store, "key" + std::to_string(i / 2)) == std::string(100, 'a' + (i / 2) % 26));
+      }
+    }
+    REQUIRE(Put(*store, "key5", "updated").ok());
+    CHECK(GetOr(*store, "key5") == "updated");
+    REQUIRE(store->FlushAll().ok());
+    CHECK(*store->Count() == 3000);
+    CHECK(GetOr(*store, "key5") == "updated");
+  }
+  // Only the active (empty) segment is left after a full flush.
+  auto segments = kv::ListWalSegments(dir.path());
+  REQUIRE(segments.ok());
+  CHECK(segments->size() <= 1);
+  auto store = OpenStore(dir.path());
+  CHECK(GetOr(*store, "key2999") == std::string(100, 'a' + 2999 % 26));
+  CHECK(store->last_seq() == 3001);
+}
+
+TEST_CASE("a torn tail of the write-ahead log is cut and the rest recovered", "[storage]") {
+  kvtest::TempDir dir;
+  {
+    auto store = OpenStore(dir.path());
+    REQUIRE(Put(*store, "a", "1").ok());
+    REQUIRE(Put(*store, "b", "2").ok());
+  }
+  auto segments = kv::ListWalSegments(dir.path());
+  REQUIRE(segments.ok());
+  REQUIRE_FALSE(segments->empty());
+  {
+    std::ofstream out(kv::WalSegmentPath(dir.path(), segments->back()),
+                      std::ios::app | std::ios::binary);
+    out << std::string("\x20\x00\x00\x00garbage that was never acknowledged", 40);
   }
   auto store = OpenStore(dir.path());
-  CHECK(store->last_seq() == 100);
-  CHECK(*store->Count() == 100);
-  std::string v;
-  REQUIRE(store->Get("key42", &v).ok());
-  CHECK(v == binary + "42");
+  CHECK(GetOr(*store, "a") == "1");
+  CHECK(GetOr(*store, "b") == "2");
 }
 
 TEST_CASE("a data directory of another layout version is refused", "[storage]") {
@@ -102,7 +130,6 @@ TEST_CASE("a data directory of another layout version is refused", "[storage]") 
   {
     auto store = OpenStore(dir.path());
   }
-  // Rewrite the format marker through LMDB directly.
   MDB_env* env = nullptr;
   REQUIRE(mdb_env_create(&env) == 0);
   mdb_env_set_maxdbs(env, 4);
@@ -111,8 +138,8 @@ TEST_CASE("a data directory of another layout version is refused", "[storage]") 
   REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
   MDB_dbi meta;
   REQUIRE(mdb_dbi_open(txn, "meta", 0, &meta) == 0);
-  char nine[4] = {9, 0, 0, 0};
-  MDB_val k{6, const_cast<char*>("format")}, v{4, nine};
+  char v257[4] = {1, 1, 0, 0};  // 257: the low byte alone would read as 1
+  MDB_val k{6, const_cast<char*>("format")}, v{4, v257};
   REQUIRE(mdb_put(txn, meta, &k, &v, 0) == 0);
   REQUIRE(mdb_txn_commit(txn) == 0);
   mdb_env_close(env);

@@ -1,0 +1,55 @@
+// MemTable: the writes that are in the write-ahead log but not yet in LMDB,
+// keyed by user key. Tombstones record deletes. Once frozen it is immutable
+// and may be read by the flusher thread and the event loop at the same time;
+// until then only the event loop touches it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace kv {
+
+struct MemEntry {
+  std::string value;
+  bool deleted = false;
+  uint64_t seq = 0;
+};
+
+class MemTable {
+ public:
+  // nullptr when the memtable knows nothing about key.
+  const MemEntry* Find(std::string_view key) const {
+    auto it = entries_.find(std::string(key));
+    return it == entries_.end() ? nullptr : &it->second;
+  }
+  void Put(std::string_view key, std::string_view value, uint64_t seq) {
+    Set(key, MemEntry{std::string(value), false, seq});
+  }
+  void Delete(std::string_view key, uint64_t seq) { Set(key, MemEntry{{}, true, seq}); }
+
+  const std::unordered_map<std::string, MemEntry>& entries() const { return entries_; }
+  size_t approximate_bytes() const { return bytes_; }
+  uint64_t max_seq() const { return max_seq_; }
+  bool empty() const { return entries_.empty(); }
+
+ private:
+  static constexpr size_t kEntryOverhead = 64;
+  void Set(std::string_view key, MemEntry e) {
+    if (e.seq > max_seq_) max_seq_ = e.seq;
+    auto [it, inserted] = entries_.try_emplace(std::string(key));
+    if (inserted) {
+      bytes_ += key.size() + kEntryOverhead;
+    } else {
+      bytes_ -= it->second.value.size();
+    }
+    bytes_ += e.value.size();
+    it->second = std::move(e);
+  }
+  std::unordered_map<std::string, MemEntry> entries_;
+  size_t bytes_ = 0;
+  uint64_t max_seq_ = 0;
+};
+
+}  // namespace kv

@@ -1,0 +1,65 @@
+// Write-ahead log: the node's durability. A batch of writes is appended as
+// records to the active segment with one write() and, with sync on, one
+// fdatasync(), before any of them is acknowledged. Segments are files
+// "wal-<number>.log" in the data directory; a segment is deleted once every
+// record in it has been flushed into LMDB.
+//
+// Record layout (format 1), little-endian:
+//   [u32 crc32c of everything after this field][u32 payload length]
+//   payload = [u8 type: 1 put, 2 delete][u64 seq][u16 key length][key][value]
+// Recovery reads records until the first short or corrupt one: that tail was
+// never acknowledged (its fdatasync had not returned), so it is cut off.
+// Not thread-safe; owned by the Store.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schema/status.h"
+
+namespace kv {
+
+uint32_t Crc32c(const void* data, size_t n, uint32_t crc = 0);
+
+struct WalRecord {
+  bool is_delete = false;
+  uint64_t seq = 0;
+  std::string_view key;
+  std::string_view value;
+};
+
+// Appends records to one segment file.
+class WalWriter {
+ public:
+  static Result<std::unique_ptr<WalWriter>> Create(const std::string& path, bool sync);
+  ~WalWriter();
+  // Encodes into an internal buffer; nothing reaches the file until Commit.
+  void Add(const WalRecord& record);
+  // One write() and (with sync) one fdatasync() for everything added.
+  Status Commit();
+  uint64_t bytes_written() const { return bytes_written_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  WalWriter(std::string path, int fd, bool sync) : path_(std::move(path)), fd_(fd), sync_(sync) {}
+  std::string path_;
+  int fd_;
+  bool sync_;
+  std::string buffer_;
+  uint64_t bytes_written_ = 0;
+};
+
+// Calls fn for each intact record of a segment, in order. Returns the number
+// of bytes of intact records (the rest is a torn tail).
+Result<uint64_t> ReadWalSegment(const std::string& path,
+                                const std::function<void(const WalRecord&)>& fn);
+
+// Segment numbers present in dir, ascending.
+Result<std::vector<uint64_t>> ListWalSegments(const std::string& dir);
+std::string WalSegmentPath(const std::string& dir, uint64_t number);
+
+}  // namespace kv
