@@ -389,6 +389,98 @@ Status Store::Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed)
   return Status::Ok();
 }
 
+std::vector<PositionInterval> SplitRange(const Hash128& from, const Hash128& to) {
+  std::vector<PositionInterval> out;
+  if (from < to) {
+    out.push_back({from.Next(), to});
+    return out;
+  }
+  // Wraps (or whole ring when from == to): (from, MAX] then [MIN, to].
+  if (from != Hash128::Max()) out.push_back({from.Next(), Hash128::Max()});
+  out.push_back({Hash128::Min(), to});
+  return out;
+}
+
+RangeSnapshot::~RangeSnapshot() {
+  if (cursor_ != nullptr) mdb_cursor_close(cursor_);
+  if (txn_ != nullptr) mdb_txn_abort(txn_);
+}
+
+Result<bool> RangeSnapshot::Next(size_t max_bytes,
+                                 std::vector<std::pair<std::string, std::string>>* out) {
+  size_t added = 0;
+  while (interval_ < intervals_.size()) {
+    const PositionInterval& iv = intervals_[interval_];
+    MDB_val k, v;
+    int rc;
+    if (!positioned_) {
+      std::string start(iv.lo.AsBytes());
+      k = Val(start);
+      rc = mdb_cursor_get(cursor_, &k, &v, MDB_SET_RANGE);
+      positioned_ = true;
+    } else {
+      rc = mdb_cursor_get(cursor_, &k, &v, MDB_NEXT);
+    }
+    if (rc == MDB_NOTFOUND) {
+      ++interval_;
+      positioned_ = false;
+      continue;
+    }
+    if (rc != 0) return LmdbError("range read", rc);
+    std::string_view skey(static_cast<const char*>(k.mv_data), k.mv_size);
+    if (skey.size() < 16 || Hash128::FromBytes(skey.substr(0, 16)) > iv.hi) {
+      ++interval_;
+      positioned_ = false;
+      continue;
+    }
+    if (v.mv_size < kValueHeaderBytes) return Status::Corruption("stored value too short");
+    out->emplace_back(std::string(DecodeStorageKey(skey)),
+                      std::string(static_cast<const char*>(v.mv_data) + kValueHeaderBytes,
+                                  v.mv_size - kValueHeaderBytes));
+    added += out->back().first.size() + out->back().second.size();
+    if (added >= max_bytes) return false;
+  }
+  return true;
+}
+
+Result<std::unique_ptr<RangeSnapshot>> Store::SnapshotRanges(
+    const std::vector<std::pair<Hash128, Hash128>>& ranges) {
+  Status s = FlushAll();
+  if (!s.ok()) return s;
+  std::unique_ptr<RangeSnapshot> snap(new RangeSnapshot());
+  for (const auto& [from, to] : ranges) {
+    for (const auto& iv : SplitRange(from, to)) snap->intervals_.push_back(iv);
+  }
+  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &snap->txn_);
+  if (rc != 0) return LmdbError("begin snapshot", rc);
+  rc = mdb_cursor_open(snap->txn_, data_, &snap->cursor_);
+  if (rc != 0) return LmdbError("open cursor", rc);
+  return snap;
+}
+
+Status Store::DeleteRanges(const std::vector<std::pair<Hash128, Hash128>>& ranges,
+                           const std::function<bool(const Hash128&)>& keep, uint64_t* deleted) {
+  *deleted = 0;
+  auto snap = SnapshotRanges(ranges);
+  if (!snap.ok()) return snap.status();
+  for (;;) {
+    std::vector<std::pair<std::string, std::string>> entries;
+    auto done = (*snap)->Next(1 << 20, &entries);
+    if (!done.ok()) return done.status();
+    std::vector<WriteOp> ops;
+    for (const auto& [key, value] : entries) {
+      if (!keep(KeyPosition(key))) ops.push_back(WriteOp{true, key, {}});
+    }
+    if (!ops.empty()) {
+      std::vector<bool> existed;
+      Status s = Write(ops, &existed);
+      if (!s.ok()) return s;
+      *deleted += ops.size();
+    }
+    if (*done) return Status::Ok();
+  }
+}
+
 Result<uint64_t> Store::Count() {
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);

@@ -24,6 +24,7 @@
 #include <lmdb.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -33,6 +34,7 @@
 
 #include "kvnode/memtable.h"
 #include "kvnode/wal.h"
+#include "schema/hash.h"
 #include "schema/status.h"
 
 namespace kv {
@@ -55,6 +57,33 @@ struct WriteOp {
   bool is_delete = false;
   std::string_view key;
   std::string_view value;
+};
+
+struct PositionInterval {  // [lo, hi] on the ring, inclusive, lo <= hi
+  Hash128 lo, hi;
+};
+// Splits the ring interval (from, to] (whole ring when from == to) into at
+// most two non-wrapping intervals.
+std::vector<PositionInterval> SplitRange(const Hash128& from_exclusive, const Hash128& to_inclusive);
+
+// A consistent view of the LMDB data in some hash ranges, read in bounded
+// pieces across event-loop turns (a hand-off source streams from it). Holds a
+// read transaction; owned by the event loop.
+class RangeSnapshot {
+ public:
+  ~RangeSnapshot();
+  // Appends entries until about max_bytes of keys and values are added;
+  // returns true when the snapshot is exhausted.
+  Result<bool> Next(size_t max_bytes, std::vector<std::pair<std::string, std::string>>* out);
+
+ private:
+  friend class Store;
+  RangeSnapshot() = default;
+  MDB_txn* txn_ = nullptr;
+  MDB_cursor* cursor_ = nullptr;
+  std::vector<PositionInterval> intervals_;
+  size_t interval_ = 0;
+  bool positioned_ = false;
 };
 
 class Store {
@@ -81,6 +110,15 @@ class Store {
 
   // Writes everything into LMDB now and deletes the WAL segments (blocking).
   Status FlushAll();
+
+  // Flushes, then opens a snapshot of the entries whose key position lies in
+  // one of the ring ranges (from, to].
+  Result<std::unique_ptr<RangeSnapshot>> SnapshotRanges(
+      const std::vector<std::pair<Hash128, Hash128>>& ranges);
+  // Deletes (durably, through the WAL) every key whose position lies in one of
+  // the ranges and for which keep(position) is false; *deleted counts them.
+  Status DeleteRanges(const std::vector<std::pair<Hash128, Hash128>>& ranges,
+                      const std::function<bool(const Hash128&)>& keep, uint64_t* deleted);
 
   uint64_t last_seq() const { return next_seq_ - 1; }
   // Keys in LMDB (exact after FlushAll).
