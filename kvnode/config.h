@@ -22,7 +22,17 @@ struct NodeConfig {
   int64_t max_batch = 1024;            // --max-batch: requests taken per group commit
   int64_t map_size_mb = 65536;         // --map-size-mb: LMDB map size (upper bound on data size)
   int64_t memtable_mb = 64;            // --memtable-mb: flush the write-ahead log into LMDB past this
-  std::string port_file;               // --port-file: write the bound port here once listening
+  std::string port_file;               // --port-file: "CLIENT PEER\n" ports once listening
+
+  // Cluster mode (with -bh/-bp).
+  std::string advertise;               // --advertise: address others use to reach this node (default -a)
+  int64_t peer_port = -1;              // --peer-port: hand-off port; -1 = -p + 1 (ephemeral with -p 0)
+  int64_t broker_pub_port = -1;        // --broker-pub-port: broker's ring updates; -1 = -bp + 1
+  int64_t join_retry_ms = 1000;        // --join-retry-ms: re-send an unanswered join/leave after this
+  int64_t leave_timeout_ms = 60000;    // --leave-timeout-ms: give up leaving gracefully after this
+  int64_t handoff_chunk_kb = 256;      // --handoff-chunk-kb: bytes of keys+values per hand-off chunk
+  int64_t handoff_window = 4;          // --handoff-window: unacknowledged chunks per transfer
+  int64_t forward_timeout_ms = 5000;   // --forward-timeout-ms: a forwarded write not acked by then fails
 };
 
 // Largest key the node stores, in bytes (keys are 1..kMaxKeyBytes).

@@ -33,8 +33,25 @@ int main(int argc, char** argv) {
   flags.Choice({"-s", "--cache-strategy"}, "cache eviction strategy", &c.cache_strategy,
                {"FIFO", "LRU", "LFU"});
   flags.String({"-bh", "--broker-host"}, "HOST",
-               "broker to join (cluster mode; not available in this version)", &c.broker_host);
-  flags.Port({"-bp", "--broker-port"}, "broker port (cluster mode)", &c.broker_port);
+               "broker to join; without it the node runs standalone and owns the whole ring",
+               &c.broker_host);
+  flags.Port({"-bp", "--broker-port"}, "broker control port (cluster mode)", &c.broker_port);
+  flags.String({"--advertise"}, "HOST", "address other processes use to reach this node "
+               "(default: -a)", &c.advertise);
+  flags.Int({"--peer-port"}, "PORT", "hand-off port; -1 = -p + 1 (any free port with -p 0)",
+            &c.peer_port, -1, 65535);
+  flags.Int({"--broker-pub-port"}, "PORT", "broker's ring-update port; -1 = -bp + 1",
+            &c.broker_pub_port, -1, 65535);
+  flags.Int({"--join-retry-ms"}, "MS", "re-send an unanswered join or leave after this",
+            &c.join_retry_ms, 10, 600000);
+  flags.Int({"--leave-timeout-ms"}, "MS", "on SIGTERM, exit after this even if the leave "
+            "has not completed", &c.leave_timeout_ms, 100, 86400000);
+  flags.Int({"--handoff-chunk-kb"}, "KB", "keys and values per hand-off chunk",
+            &c.handoff_chunk_kb, 1, 65536);
+  flags.Int({"--handoff-window"}, "N", "unacknowledged hand-off chunks per transfer",
+            &c.handoff_window, 1, 1024);
+  flags.Int({"--forward-timeout-ms"}, "MS", "a write forwarded during hand-off fails if the "
+            "target has not confirmed it by then", &c.forward_timeout_ms, 10, 600000);
   flags.Choice({"--sync"},
                "always: a write is acknowledged after fsync; none: no fsync (a crash of the "
                "machine may lose acknowledged writes)",
@@ -48,8 +65,8 @@ int main(int argc, char** argv) {
   flags.Int({"--memtable-mb"}, "N",
             "write-ahead log data held in memory before it is flushed into LMDB",
             &c.memtable_mb, 1, 1 << 20);
-  flags.String({"--port-file"}, "FILE", "write the bound port to FILE once listening",
-               &c.port_file);
+  flags.String({"--port-file"}, "FILE",
+               "write \"CLIENT_PORT PEER_PORT\" to FILE once listening", &c.port_file);
 
   kv::Status s = flags.Parse(argc, argv);
   if (flags.help_requested()) {
@@ -63,9 +80,8 @@ int main(int argc, char** argv) {
     std::cerr << "kvnode: " << s.message() << "\n";
     return 2;
   }
-  if (!c.broker_host.empty() || c.broker_port != 0) {
-    std::cerr << "kvnode: cluster mode (-bh/-bp) is not available in this version; "
-                 "run without them for a standalone node\n";
+  if (c.broker_host.empty() != (c.broker_port == 0)) {
+    std::cerr << "kvnode: cluster mode needs both -bh and -bp\n";
     return 2;
   }
   auto level = kv::ParseLogLevel(c.log_level);

@@ -24,11 +24,11 @@ WireStatus ErrorStatusFor(Op op) {
   }
 }
 
-Status WritePortFile(const std::string& path, uint16_t port) {
+Status WritePortFile(const std::string& path, uint16_t port, uint16_t peer_port) {
   std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << port << "\n";
+    out << port << " " << peer_port << "\n";
     if (!out) return Status::IOError("cannot write " + tmp);
   }
   std::error_code ec;
@@ -79,16 +79,59 @@ Status Server::Start() {
   auto port = BoundPort(socket_);
   if (!port.ok()) return port.status();
   port_ = *port;
-  position_ = NodePosition(config_.address, port_);
+
+  uint16_t want_peer = 0;
+  if (config_.peer_port >= 0) {
+    want_peer = static_cast<uint16_t>(config_.peer_port);
+  } else if (config_.port != 0) {
+    want_peer = static_cast<uint16_t>(config_.port + 1);
+  }
+  SocketOptions peer_options;
+  peer_options.max_msg_bytes = 4 * (config_.handoff_chunk_kb << 10) + 4 * config_.max_value_bytes;
+  peer_ = MakeSocket(ctx_, zmq::socket_type::router, peer_options);
+  try {
+    peer_.bind(TcpEndpoint(config_.address, want_peer));
+  } catch (const zmq::error_t& e) {
+    return Status::Unavailable("cannot bind peer port " + config_.address + ":" +
+                               std::to_string(want_peer) + ": " + e.what());
+  }
+  auto bound_peer = BoundPort(peer_);
+  if (!bound_peer.ok()) return bound_peer.status();
+  peer_port_ = *bound_peer;
+
+  self_.host = config_.advertise.empty() ? config_.address : config_.advertise;
+  self_.port = port_;
+  self_.peer_port = peer_port_;
+  position_ = NodePosition(self_.host, port_);
+
+  if (!config_.broker_host.empty()) {
+    ClusterLinkOptions link;
+    link.broker_host = config_.broker_host;
+    link.broker_port = config_.broker_port;
+    link.broker_pub_port = config_.broker_pub_port >= 0
+                               ? static_cast<uint16_t>(config_.broker_pub_port)
+                               : static_cast<uint16_t>(config_.broker_port + 1);
+    link.self = self_;
+    link.retry = std::chrono::milliseconds(config_.join_retry_ms);
+    link_ = std::make_unique<ClusterLink>(ctx_, link);
+  }
 
   auto count = store_->Count();
-  spdlog::info("kvnode listening on {}:{} (data {}, {} keys, last seq {}, sync {}, cache {} x {})",
-               config_.address, port_, config_.data_dir, count.ok() ? *count : 0,
-               store_->last_seq(), config_.sync, cache_.capacity(),
-               CacheStrategyName(cache_.strategy()));
+  spdlog::info(
+      "kvnode listening on {}:{} (peer port {}, data {}, {} keys, last seq {}, sync {}, cache {} x "
+      "{}, {})",
+      config_.address, port_, peer_port_, config_.data_dir, count.ok() ? *count : 0,
+      store_->last_seq(), config_.sync, cache_.capacity(), CacheStrategyName(cache_.strategy()),
+      cluster_mode() ? "joining broker " + config_.broker_host + ":" +
+                           std::to_string(config_.broker_port) + " as " + self_.ToString()
+                     : std::string("standalone"));
   if (!config_.port_file.empty()) {
-    Status s = WritePortFile(config_.port_file, port_);
+    Status s = WritePortFile(config_.port_file, port_, peer_port_);
     if (!s.ok()) return s;
+  }
+  if (cluster_mode()) {
+    link_->Start();
+    link_->RequestJoin();
   }
   return Status::Ok();
 }
@@ -100,28 +143,75 @@ void Server::RequestStop() {
 }
 
 Status Server::Run() {
-  std::vector<zmq::pollitem_t> items = {
-      {static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0},
-      {nullptr, stop_pipe_[0], ZMQ_POLLIN, 0},
-      {static_cast<void*>(store_->flush_events()), 0, ZMQ_POLLIN, 0},
-  };
+  std::vector<zmq::pollitem_t> items;
   for (;;) {
+    items.clear();
+    items.push_back({static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0});
+    items.push_back({nullptr, stop_pipe_[0], ZMQ_POLLIN, 0});
+    items.push_back({static_cast<void*>(store_->flush_events()), 0, ZMQ_POLLIN, 0});
+    items.push_back({static_cast<void*>(peer_), 0, ZMQ_POLLIN, 0});
+    constexpr size_t kLink = 4;
+    if (cluster_mode()) link_->AppendPollItems(&items);
+    size_t transfers_at = items.size();
+    std::vector<OutgoingTransfer*> polled;
+    for (auto& [id, t] : outgoing_) {
+      items.push_back({static_cast<void*>(t->socket), 0, ZMQ_POLLIN, 0});
+      polled.push_back(t.get());
+    }
+    auto timeout = std::chrono::milliseconds(cluster_mode() ? 100 : -1);
     try {
-      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(-1));
+      zmq::poll(items.data(), items.size(), timeout);
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       return Status::IOError(std::string("poll: ") + e.what());
     }
-    if (items[1].revents & ZMQ_POLLIN) break;
+    if (items[1].revents & ZMQ_POLLIN) {
+      char buf[16];
+      while (read(stop_pipe_[0], buf, sizeof(buf)) > 0) ++stop_requests_;
+      if (!cluster_mode() || stop_requests_ > 1 || !write_range_) break;
+      if (!leaving_) {
+        spdlog::info("leaving the cluster: handing data off before exiting");
+        leaving_ = true;
+        leave_deadline_ = Clock::now() + std::chrono::milliseconds(config_.leave_timeout_ms);
+        link_->RequestLeave();
+      }
+    }
     if (items[2].revents & ZMQ_POLLIN) store_->OnFlushEvent();
+    if (items[3].revents & ZMQ_POLLIN) ProcessPeer();
+    if (cluster_mode()) {
+      if (auto ring = link_->OnPoll(&items[kLink])) ApplyRing(std::move(ring));
+      for (size_t i = 0; i < polled.size(); ++i) {
+        if (items[transfers_at + i].revents & ZMQ_POLLIN) OnTransferSocket(*polled[i]);
+      }
+    }
     if (items[0].revents & ZMQ_POLLIN) ProcessIncoming();
+    if (cluster_mode()) {
+      ClusterTick();
+      if (leaving_ && ReadyToExit()) break;
+      if (leaving_ && Clock::now() > leave_deadline_) {
+        spdlog::error("leave did not complete within {} ms; exiting anyway",
+                      config_.leave_timeout_ms);
+        break;
+      }
+    }
   }
   // Every batch is committed and answered before the loop polls again, so
   // nothing acknowledged is in flight here. Give queued replies a moment to
   // leave, flush the write-ahead log into LMDB and close.
+  // Writes still waiting for a hand-off target are durable here, but whether
+  // the target has them is unknown: their clients are told so.
+  for (auto& [id, t] : outgoing_) {
+    for (auto& [rid, fwd] : t->forwards) {
+      SettleForward(fwd.hold_ids,
+                    Status::Unavailable("node stopping before the hand-off target confirmed"));
+    }
+  }
   spdlog::info("kvnode stopping: flushing and closing (last seq {})", store_->last_seq());
   socket_.set(zmq::sockopt::linger, 1000);
   socket_.close();
+  outgoing_.clear();
+  link_.reset();
+  peer_.close();
   Status flushed = store_->FlushAll();
   if (!flushed.ok()) {
     spdlog::error("flush at shutdown failed (the write-ahead log still has every write): {}",
@@ -177,6 +267,15 @@ void Server::HandleFrames(std::vector<zmq::message_t>& frames, size_t total) {
     Send(identity, reply);
     return;
   }
+  if (auto refusal = CheckResponsible(request)) {
+    Reply reply;
+    reply.request_id = request.request_id;
+    reply.status = *refusal;
+    reply.key = request.key;
+    reply.ring_version = ring_ ? ring_->version() : 0;
+    Send(identity, reply);
+    return;
+  }
   if (TryAnswerNow(identity, request)) return;
 
   Pending p;
@@ -214,7 +313,14 @@ bool Server::TryAnswerNow(const zmq::message_t& identity, const Request& request
   switch (request.op) {
     case Op::kKeyrange:
     case Op::kKeyrangeRead: {
-      std::string text = KeyrangeText();
+      if (cluster_mode() && !ring_) {
+        reply.status = WireStatus::SERVER_STOPPED;
+        reply.reason = "no ring yet";
+        Send(identity, reply);
+        return true;
+      }
+      std::string text = KeyrangeText(request.op == Op::kKeyrangeRead);
+      reply.ring_version = ring_ ? ring_->version() : 0;
       reply.status = request.op == Op::kKeyrange ? WireStatus::KEYRANGE_SUCCESS
                                                  : WireStatus::KEYRANGE_READ_SUCCESS;
       reply.metadata = text;
@@ -252,10 +358,13 @@ bool Server::TryAnswerNow(const zmq::message_t& identity, const Request& request
 
 void Server::CommitBatch() {
   std::vector<WriteOp> ops;
+  std::vector<size_t> op_pending;  // ops[i] came from batch_[op_pending[i]]
   ops.reserve(batch_.size());
-  for (const Pending& p : batch_) {
+  for (size_t i = 0; i < batch_.size(); ++i) {
+    const Pending& p = batch_[i];
     if (p.op == Op::kPut || p.op == Op::kDelete) {
       ops.push_back(WriteOp{p.op == Op::kDelete, p.key, p.value});
+      op_pending.push_back(i);
     }
   }
   std::vector<bool> existed;
@@ -302,15 +411,35 @@ void Server::CommitBatch() {
       default: break;
     }
   }
+  // Writes in ranges being handed off go to their targets too; those replies
+  // wait for the targets' Acks.
+  std::vector<bool> held(batch_.size(), false);
+  if (failure.ok() && !outgoing_.empty()) {
+    std::vector<HeldReply> parked(ops.size());
+    for (size_t i = 0; i < ops.size(); ++i) {
+      const Pending& p = batch_[op_pending[i]];
+      parked[i].identity.rebuild(p.identity.data(), p.identity.size());
+      parked[i].request_id = p.request_id;
+      parked[i].status = replies[op_pending[i]].status;
+      parked[i].failure_status = ErrorStatusFor(p.op);
+      parked[i].key = p.key;
+    }
+    std::vector<bool> op_held = ForwardWrites(ops, parked);
+    for (size_t i = 0; i < ops.size(); ++i) held[op_pending[i]] = op_held[i];
+  }
   spdlog::trace("group commit: {} requests, last seq {}", batch_.size(), store_->last_seq());
-  for (size_t i = 0; i < batch_.size(); ++i) Send(batch_[i].identity, replies[i]);
+  for (size_t i = 0; i < batch_.size(); ++i) {
+    if (!held[i]) Send(batch_[i].identity, replies[i]);
+  }
   batch_.clear();
   batch_keys_.clear();
 }
 
 void Server::Send(const zmq::message_t& identity, const Reply& reply) {
   zmq::message_t id(identity.data(), identity.size());
-  zmq::message_t body = EncodeReply(reply);
+  Reply r = reply;
+  if (ring_) r.ring_version = ring_->version();
+  zmq::message_t body = EncodeReply(r);
   // ROUTER drops messages to peers that are gone or over their HWM; a client
   // that vanished simply never sees its reply.
   (void)socket_.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
@@ -326,11 +455,23 @@ void Server::SendBadRequest(const zmq::message_t& identity, uint64_t request_id,
   Send(identity, reply);
 }
 
-std::string Server::KeyrangeText() const {
+std::string Server::KeyrangeText(bool read) const {
+  if (ring_) return read ? ring_->KeyrangeReadText() : ring_->KeyrangeText();
   // Standalone: this node owns the whole ring, (own, own].
   std::string own = position_.ToHex();
-  return position_.Next().ToHex() + "," + own + "," + config_.address + ":" +
-         std::to_string(port_) + ";";
+  return position_.Next().ToHex() + "," + own + "," + self_.host + ":" + std::to_string(port_) +
+         ";";
+}
+
+std::optional<WireStatus> Server::CheckResponsible(const Request& request) const {
+  if (!cluster_mode() || request.op == Op::kKeyrange || request.op == Op::kKeyrangeRead) {
+    return std::nullopt;
+  }
+  if (!write_range_) return WireStatus::SERVER_STOPPED;
+  if (!write_range_->Contains(KeyPosition(request.key))) {
+    return WireStatus::SERVER_NOT_RESPONSIBLE;
+  }
+  return std::nullopt;
 }
 
 }  // namespace kv

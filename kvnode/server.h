@@ -1,23 +1,31 @@
-// The kvnode server: one event loop (zmq_poll over the client ROUTER socket
-// the store's flush events and a stop pipe) that owns the store and the cache.
+// The kvnode server: one event loop (zmq_poll over the client ROUTER, the
+// peer ROUTER, the store's flush events, the control-plane link, hand-off
+// sockets and a stop pipe) that owns the store, the cache and the ring.
 // Requests are taken in batches; reads of keys the batch does not write are
 // answered at once from the cache or the store, writes go to the store as one
 // group commit (one WAL append and fdatasync per batch) and are answered only
-// after it returns, as are reads of keys the batch writes. Framing:
-// schema/framing.h.
+// after it returns (and, for keys in a range being handed off, after the
+// hand-off target has them too). Framing: schema/framing.h; hand-off:
+// kvnode/handoff.h. Standalone without -bh, else a cluster member.
 // Not thread-safe except RequestStop(), which is async-signal-safe.
 #pragma once
 
+#include <chrono>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
 #include <zmq.hpp>
 
 #include "kvnode/cache.h"
+#include "kvnode/cluster_link.h"
 #include "kvnode/config.h"
+#include "kvnode/handoff.h"
 #include "kvnode/storage.h"
 #include "schema/hash.h"
+#include "schema/ring.h"
 #include "schema/status.h"
 #include "schema/wire.h"
 
@@ -28,18 +36,20 @@ class Server {
   explicit Server(NodeConfig config);
   ~Server();
 
-  // Opens the store and binds the socket; after it, port() is the bound port.
+  // Opens the store and binds the sockets; after it, port() is the bound port.
   Status Start();
-  // Runs until RequestStop(); returns after in-flight writes are committed
-  // and answered and the store is closed.
+  // Runs until stopped: standalone, at the first RequestStop(); in a cluster,
+  // once the node has left the ring (or at a second RequestStop()). Returns
+  // after in-flight writes are committed and answered and the store is closed.
   Status Run();
   // Safe to call from a signal handler or another thread.
   void RequestStop();
 
   uint16_t port() const { return port_; }
+  uint16_t peer_port() const { return peer_port_; }
 
  private:
-  // A request held until its batch commits.
+  using Clock = std::chrono::steady_clock;
   // Key and value are copied: frames may point into buffers ZeroMQ reuses.
   struct Pending {
     zmq::message_t identity;
@@ -49,32 +59,72 @@ class Server {
     std::string value;
   };
 
+  // Client path (server.cpp).
   void ProcessIncoming();
   void HandleFrames(std::vector<zmq::message_t>& frames, size_t total);
-  // Answers requests that need no write transaction; returns false if the
-  // request must join the write batch.
   bool TryAnswerNow(const zmq::message_t& identity, const Request& request);
+  std::optional<WireStatus> CheckResponsible(const Request& request) const;
   void CommitBatch();
   void Send(const zmq::message_t& identity, const Reply& reply);
   void SendBadRequest(const zmq::message_t& identity, uint64_t request_id,
                       const std::string& reason);
   Status Validate(const Request& request) const;
-  std::string KeyrangeText() const;
+  std::string KeyrangeText(bool read) const;
+
+  // Cluster path (server_cluster.cpp).
+  bool cluster_mode() const { return link_ != nullptr; }
+  void ApplyRing(std::shared_ptr<const Ring> ring);
+  void ProcessPeer();
+  void HandlePeerMessage(const zmq::message_t& identity, const zmq::message_t& frame);
+  void StartTransfer(const zmq::message_t& identity, uint64_t request_id, uint64_t transfer_id,
+                     uint64_t prepares_version, NodeAddress target, RangeList ranges);
+  void AbortTransfer(uint64_t transfer_id, const std::string& why);
+  Status ApplyChunk(uint64_t transfer_id, uint64_t index, RangeList ranges,
+                    std::vector<WriteOp> entries, bool last);
+  Status ApplyForward(uint64_t transfer_id, std::vector<WriteOp> entries);
+  void PumpTransfer(OutgoingTransfer& t);
+  void OnTransferSocket(OutgoingTransfer& t);
+  void ReportIfDone(OutgoingTransfer& t);
+  void FinishTransfers();  // drops transfers the applied ring has made obsolete
+  // Sends the writes that fall in moving ranges to their targets and parks
+  // their replies (parked[i] for ops[i]) until every target has acked;
+  // returns, per op, whether its reply was parked.
+  std::vector<bool> ForwardWrites(const std::vector<WriteOp>& ops,
+                                  std::vector<HeldReply>& parked);
+  // One forward's Ack (or its failure) for the parked replies it carried.
+  void SettleForward(const std::vector<uint64_t>& hold_ids, const Status& outcome);
+  void ClusterTick();
+  bool ReadyToExit() const;
 
   NodeConfig config_;
   zmq::context_t ctx_{1};
   zmq::socket_t socket_;
+  zmq::socket_t peer_;
   std::unique_ptr<Store> store_;
   ValueCache cache_;
   uint16_t port_ = 0;
+  uint16_t peer_port_ = 0;
   Hash128 position_;
+  NodeAddress self_;
   int stop_pipe_[2] = {-1, -1};
+  int stop_requests_ = 0;
 
   std::vector<Pending> batch_;
   std::unordered_set<std::string> batch_keys_;  // keys written by batch_
   std::vector<zmq::message_t> frames_;          // reused receive buffer
   DecodeScratch scratch_;
   std::string value_buf_;                       // reused read buffer
+
+  // Cluster state.
+  std::unique_ptr<ClusterLink> link_;
+  std::shared_ptr<const Ring> ring_;            // newest applied ring (null: none yet)
+  std::optional<HashRange> write_range_;        // set while this node is in ring_
+  bool leaving_ = false;
+  Clock::time_point leave_deadline_;
+  std::map<uint64_t, std::unique_ptr<OutgoingTransfer>> outgoing_;
+  std::map<uint64_t, IncomingTransfer> incoming_;
+  std::map<uint64_t, HeldReply> held_;          // parked client replies by hold id
+  uint64_t next_hold_id_ = 1;
 };
 
 }  // namespace kv
