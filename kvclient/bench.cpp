@@ -294,8 +294,8 @@ std::string FormatTable(const BenchConfig& config, const BenchResult& result) {
   std::ostringstream out;
   out << "kvbench: " << config.host << ':' << config.port << ", workload " << config.workload
       << " (read ratio " << config.read_ratio << "), " << config.records << " records of "
-      << config.value_size << " B, " << config.connections << " connections x "
-      << config.inflight << " in flight, seed " << config.seed << '\n';
+      << config.value_size << " B, " << config.connections << " connections x " << config.inflight
+      << " in flight, seed " << config.seed << '\n';
   if (result.load) out << PhaseTable(*result.load);
   if (result.run) out << PhaseTable(*result.run);
   return out.str();
@@ -304,10 +304,9 @@ std::string FormatTable(const BenchConfig& config, const BenchResult& result) {
 std::string FormatJson(const BenchConfig& config, const BenchResult& result) {
   const PhaseResult* main = result.main_phase();
   std::ostringstream out;
-  out << "{\"workload\":\"" << config.workload << "\",\"phase\":\""
-      << (main ? main->name : "none") << "\",\"connections\":" << config.connections
-      << ",\"inflight\":" << config.inflight << ",\"records\":" << config.records
-      << ",\"value_size\":" << config.value_size;
+  out << "{\"workload\":\"" << config.workload << "\",\"phase\":\"" << (main ? main->name : "none")
+      << "\",\"connections\":" << config.connections << ",\"inflight\":" << config.inflight
+      << ",\"records\":" << config.records << ",\"value_size\":" << config.value_size;
   if (main) out << ',' << PhaseJson(*main);
   if (result.load && result.run) out << ",\"load\":{" << PhaseJson(*result.load) << '}';
   out << '}';

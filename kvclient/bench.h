@@ -20,20 +20,20 @@ namespace kv::bench {
 
 // Everything kvbench is told on the command line.
 struct BenchConfig {
-  std::string host = "127.0.0.1";  // node to load (-bh)
-  uint16_t port = 0;               // its client port (-bp); required
-  std::string workload = "mix";    // run-phase workload (see WorkloadNames)
-  double read_ratio = 0.5;         // mix: fraction of gets
-  uint64_t records = 100000;       // key space; the load phase inserts them all
-  uint64_t value_size = 100;       // bytes per value
-  uint64_t connections = 4;        // DEALER sockets, one node each (same node for now)
-  uint64_t inflight = 32;          // requests outstanding per connection
+  std::string host = "127.0.0.1";     // node to load (-bh)
+  uint16_t port = 0;                  // its client port (-bp); required
+  std::string workload = "mix";       // run-phase workload (see WorkloadNames)
+  double read_ratio = 0.5;            // mix: fraction of gets
+  uint64_t records = 100000;          // key space; the load phase inserts them all
+  uint64_t value_size = 100;          // bytes per value
+  uint64_t connections = 4;           // DEALER sockets, one node each (same node for now)
+  uint64_t inflight = 32;             // requests outstanding per connection
   std::chrono::seconds duration{10};  // run phase stops after this long...
   uint64_t ops = 0;                   // ...or after this many ops (0: no count bound)
   bool load_phase = true;             // insert all records first
   bool run_phase = true;              // then run the workload
   uint64_t seed = 42;                 // key choice and value bytes
-  std::chrono::milliseconds request_timeout{3000};  // a request older than this is an error
+  std::chrono::milliseconds request_timeout{3000};    // a request older than this is an error
   std::chrono::milliseconds progress_interval{1000};  // progress lines to stderr
 };
 
@@ -47,10 +47,10 @@ struct OpStats {
 };
 
 struct PhaseResult {
-  std::string name;      // "load" or "run"
-  uint64_t ops = 0;      // finished operations, errors included
-  uint64_t errors = 0;   // operations without a success word
-  double seconds = 0.0;  // from the first send to the last completion
+  std::string name;                                // "load" or "run"
+  uint64_t ops = 0;                                // finished operations, errors included
+  uint64_t errors = 0;                             // operations without a success word
+  double seconds = 0.0;                            // from the first send to the last completion
   std::map<std::string, uint64_t> errors_by_kind;  // status word, "timeout", "send_failed"
   std::map<std::string, OpStats> by_op;            // "put", "get", ...
   double throughput() const { return seconds > 0 ? ops / seconds : 0.0; }

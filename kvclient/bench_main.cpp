@@ -33,19 +33,20 @@ int main(int argc, char** argv) {
   flags.Port({"-bp", "--port"}, "client port of that node (required)", &config.port);
   flags.Choice({"--workload"}, "run-phase workload (mix: put/get by --read-ratio)",
                &config.workload, kv::bench::WorkloadNames());
-  flags.Add({"--read-ratio"}, "F", "mix: fraction of gets, the rest are puts",
-            [&](const std::string& v) {
-              try {
-                size_t used = 0;
-                config.read_ratio = std::stod(v, &used);
-                if (used == v.size() && config.read_ratio >= 0 && config.read_ratio <= 1) {
-                  return kv::Status::Ok();
-                }
-              } catch (const std::exception&) {
-              }
-              return kv::Status::InvalidArgument("'" + v + "' is not a fraction in [0, 1]");
-            },
-            "0.5");
+  flags.Add(
+      {"--read-ratio"}, "F", "mix: fraction of gets, the rest are puts",
+      [&](const std::string& v) {
+        try {
+          size_t used = 0;
+          config.read_ratio = std::stod(v, &used);
+          if (used == v.size() && config.read_ratio >= 0 && config.read_ratio <= 1) {
+            return kv::Status::Ok();
+          }
+        } catch (const std::exception&) {
+        }
+        return kv::Status::InvalidArgument("'" + v + "' is not a fraction in [0, 1]");
+      },
+      "0.5");
   flags.Int({"--records"}, "N", "number of keys", &records, 1, int64_t{1} << 40);
   flags.Int({"--value-size"}, "B", "bytes per value", &value_size, 0, 64 << 20);
   flags.Int({"--connections"}, "C", "connections to the node", &connections, 1, 4096);
@@ -56,8 +57,8 @@ int main(int argc, char** argv) {
   flags.AddSwitch({"--load-only"}, "only insert the records", &load_only);
   flags.AddSwitch({"--run-only"}, "only run the workload (records already loaded)", &run_only);
   flags.Int({"--seed"}, "N", "seed for key choice and values", &seed, 0, INT64_MAX);
-  flags.Int({"--timeout-ms"}, "N", "a request without a reply by then is an error", &timeout_ms,
-            1, 3'600'000);
+  flags.Int({"--timeout-ms"}, "N", "a request without a reply by then is an error", &timeout_ms, 1,
+            3'600'000);
   flags.AddSwitch({"--json"}, "print one JSON object instead of the table", &json);
   flags.String({"-ll", "--log-level"}, "LEVEL", "ALL|FINE|INFO|WARNING|SEVERE|OFF (stderr)",
                &log_level);

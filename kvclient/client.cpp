@@ -47,8 +47,10 @@ Status ToStatus(const KvReply& reply) {
     case WireStatus::DELETE_ERROR:
       if (IsPlainNotFound(reply.reason)) return Status::NotFound(detail);
       return Status::InvalidArgument(detail);
-    case WireStatus::SERVER_NOT_RESPONSIBLE: return Status::NotResponsible(detail);
-    case WireStatus::OVERLOADED: return Status::Overloaded(detail);
+    case WireStatus::SERVER_NOT_RESPONSIBLE:
+      return Status::NotResponsible(detail);
+    case WireStatus::OVERLOADED:
+      return Status::Overloaded(detail);
     case WireStatus::SERVER_WRITE_LOCK:
     case WireStatus::SERVER_STOPPED:
       return Status::Unavailable(detail);
@@ -143,8 +145,9 @@ void Connection::ExpireBefore(Clock::time_point now) {
   while (!pending_.empty()) {
     auto it = pending_.begin();
     if (now - it->second.sent_at < options_.request_timeout) break;
-    ready_.push_back(Completion{it->first, it->second.op, it->second.sent_at,
-                                Status::Timeout(TimeoutMessage(address_, options_.request_timeout))});
+    ready_.push_back(
+        Completion{it->first, it->second.op, it->second.sent_at,
+                   Status::Timeout(TimeoutMessage(address_, options_.request_timeout))});
     pending_.erase(it);
   }
 }
@@ -197,7 +200,10 @@ std::optional<Clock::time_point> Connection::NextDeadline() const {
 }
 
 zmq::pollitem_t Connection::PollItem() {
-  return zmq::pollitem_t{socket_ ? socket_->handle() : nullptr, 0, ZMQ_POLLIN, 0};
+  // Without a socket, fd -1 with no events makes zmq::poll ignore the item
+  // (a null socket with fd 0 would poll stdin).
+  if (!socket_) return zmq::pollitem_t{nullptr, -1, 0, 0};
+  return zmq::pollitem_t{socket_->handle(), 0, ZMQ_POLLIN, 0};
 }
 
 // ---------------------------------------------------------------------------
@@ -209,8 +215,8 @@ KvClient::~KvClient() { Disconnect(); }
 
 Status KvClient::Connect(const std::string& host, uint16_t port) {
   Disconnect();
-  auto connection = std::make_unique<Connection>(
-      ctx_, host, port, ConnectionOptions{options_.request_timeout});
+  auto connection =
+      std::make_unique<Connection>(ctx_, host, port, ConnectionOptions{options_.request_timeout});
   Status s = connection->Open();
   if (!s.ok()) return s;
   connection_ = std::move(connection);

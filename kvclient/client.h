@@ -29,7 +29,7 @@ struct KvReply {
   std::string key;
   std::string value;
   std::string reason;
-  std::string metadata;     // keyrange text "<from>,<to>,<ip>:<port>;..."
+  std::string metadata;       // keyrange text "<from>,<to>,<ip>:<port>;..."
   uint64_t ring_version = 0;  // the answering node's ring version
 };
 

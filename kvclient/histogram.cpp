@@ -12,7 +12,7 @@ namespace {
 // 2^e with e = m - kSubBits + 1, so a bucket is at most 1/kHalf of its values.
 constexpr unsigned kSubBits = 8;
 constexpr uint64_t kSub = uint64_t{1} << kSubBits;  // 256
-constexpr uint64_t kHalf = kSub / 2;                 // 128
+constexpr uint64_t kHalf = kSub / 2;                // 128
 
 size_t IndexOf(uint64_t v) {
   if (v < kSub) return static_cast<size_t>(v);

@@ -15,10 +15,10 @@ namespace {
 
 // The command line of one kvclient process.
 struct ShellFlags {
-  std::string host;                // -bh: node to connect to at start ("" = none)
-  uint16_t port = 0;               // -bp: its client port
+  std::string host;                   // -bh: node to connect to at start ("" = none)
+  uint16_t port = 0;                  // -bp: its client port
   std::string log_level = "WARNING";  // -ll: spdlog to stderr
-  int64_t timeout_ms = 3000;       // --timeout-ms: per-request timeout
+  int64_t timeout_ms = 3000;          // --timeout-ms: per-request timeout
 };
 
 constexpr int kExitFailure = 1;
@@ -47,9 +47,12 @@ int RunOneShot(kv::shell::Shell& shell, const kv::client::KvClient& client,
   kv::shell::Outcome outcome = shell.Execute(command);
   std::cout << outcome.text << std::endl;
   switch (outcome.kind) {
-    case kv::shell::Outcome::Kind::kSuccess: return 0;
-    case kv::shell::Outcome::Kind::kFailure: return kExitFailure;
-    case kv::shell::Outcome::Kind::kUsageError: return kExitUsage;
+    case kv::shell::Outcome::Kind::kSuccess:
+      return 0;
+    case kv::shell::Outcome::Kind::kFailure:
+      return kExitFailure;
+    case kv::shell::Outcome::Kind::kUsageError:
+      return kExitUsage;
   }
   return kExitFailure;
 }
@@ -89,7 +92,8 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
-  kv::client::KvClient client(kv::client::ClientOptions{std::chrono::milliseconds(config.timeout_ms)});
+  kv::client::KvClient client(
+      kv::client::ClientOptions{std::chrono::milliseconds(config.timeout_ms)});
   if (!config.host.empty()) {
     if (kv::Status s = client.Connect(config.host, config.port); !s.ok()) {
       std::cout << kv::shell::FormatError(s) << std::endl;

@@ -68,8 +68,7 @@ constexpr Syntax kSyntax[] = {
 };
 
 Status Usage(const Syntax& syntax) {
-  return Status::InvalidArgument(std::string("wrong number of arguments; usage: ") +
-                                 syntax.usage);
+  return Status::InvalidArgument(std::string("wrong number of arguments; usage: ") + syntax.usage);
 }
 
 Result<uint16_t> ParsePort(std::string_view text) {
@@ -136,7 +135,8 @@ Result<std::optional<Command>> ParseCommand(std::string_view line) {
     if (name == s.name) syntax = &s;
   }
   if (syntax == nullptr) {
-    return Status::InvalidArgument("unknown command '" + std::string(line.substr(name_start, i - name_start)) +
+    return Status::InvalidArgument("unknown command '" +
+                                   std::string(line.substr(name_start, i - name_start)) +
                                    "' (type help)");
   }
   if (syntax->kind == CommandKind::kPut) return ParsePut(*syntax, rest);
@@ -154,9 +154,14 @@ Result<std::optional<Command>> ParseCommand(std::string_view line) {
       break;
     }
     case CommandKind::kGet:
-    case CommandKind::kDelete: command.key = std::string(args[0]); break;
-    case CommandKind::kLogLevel: command.level = std::string(args[0]); break;
-    default: break;
+    case CommandKind::kDelete:
+      command.key = std::string(args[0]);
+      break;
+    case CommandKind::kLogLevel:
+      command.level = std::string(args[0]);
+      break;
+    default:
+      break;
   }
   return std::optional<Command>(std::move(command));
 }
@@ -187,7 +192,8 @@ std::string FormatReply(std::string_view key, const client::KvReply& reply) {
       if (!reply.reason.empty()) line += " " + reply.reason;
       return line;
     }
-    case WireStatus::GET_SUCCESS: return WithKey(status, key) + " " + reply.value;
+    case WireStatus::GET_SUCCESS:
+      return WithKey(status, key) + " " + reply.value;
     case WireStatus::GET_ERROR:
     case WireStatus::DELETE_ERROR: {
       std::string line = WithKey(status, key);
@@ -266,21 +272,35 @@ Outcome Shell::Execute(const Command& command) {
       spdlog::default_logger()->set_level(*level);
       return Outcome{"loglevel " + Upper(command.level), Kind::kSuccess};
     }
-    case CommandKind::kHelp: return Outcome{HelpText(!interactive_), Kind::kSuccess};
-    case CommandKind::kQuit: return Outcome{"bye", Kind::kSuccess, /*quit=*/true};
-    default: return ExecuteKeyCommand(command);
+    case CommandKind::kHelp:
+      return Outcome{HelpText(!interactive_), Kind::kSuccess};
+    case CommandKind::kQuit:
+      return Outcome{"bye", Kind::kSuccess, /*quit=*/true};
+    default:
+      return ExecuteKeyCommand(command);
   }
 }
 
 Outcome Shell::ExecuteKeyCommand(const Command& command) {
   Result<client::KvReply> reply = Status::InvalidArgument("not a key command");
   switch (command.kind) {
-    case CommandKind::kPut: reply = client_->Put(command.key, command.value); break;
-    case CommandKind::kGet: reply = client_->Get(command.key); break;
-    case CommandKind::kDelete: reply = client_->Delete(command.key); break;
-    case CommandKind::kKeyrange: reply = client_->Keyrange(); break;
-    case CommandKind::kKeyrangeRead: reply = client_->KeyrangeRead(); break;
-    default: break;
+    case CommandKind::kPut:
+      reply = client_->Put(command.key, command.value);
+      break;
+    case CommandKind::kGet:
+      reply = client_->Get(command.key);
+      break;
+    case CommandKind::kDelete:
+      reply = client_->Delete(command.key);
+      break;
+    case CommandKind::kKeyrange:
+      reply = client_->Keyrange();
+      break;
+    case CommandKind::kKeyrangeRead:
+      reply = client_->KeyrangeRead();
+      break;
+    default:
+      break;
   }
   if (!reply.ok()) return Outcome{FormatError(reply.status()), Outcome::Kind::kFailure};
   return Outcome{FormatReply(command.key, *reply),

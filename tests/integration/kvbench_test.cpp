@@ -27,10 +27,10 @@ TEST_CASE("kvbench loads and runs a bounded mix and reports it as one JSON objec
   TempDir work;
   NodeProcess node(work / "data", work.path());
   REQUIRE(node.started());
-  auto result = Run({Bin("kvbench"), "-bh", "127.0.0.1", "-bp", std::to_string(node.port()),
-                     "--records", "500", "--ops", "2000", "--connections", "2", "--inflight",
-                     "16", "--json"},
-                    "", std::chrono::seconds(60));
+  auto result =
+      Run({Bin("kvbench"), "-bh", "127.0.0.1", "-bp", std::to_string(node.port()), "--records",
+           "500", "--ops", "2000", "--connections", "2", "--inflight", "16", "--json"},
+          "", std::chrono::seconds(60));
   INFO(result.out << result.err);
   REQUIRE(result.exit_status == 0);
   const std::string& json = result.out;

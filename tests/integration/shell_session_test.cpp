@@ -81,8 +81,8 @@ TEST_CASE("the shell connects and disconnects on command", "[shell][integration]
   NodeProcess node(work / "data", work.path());
   REQUIRE(node.started());
   const std::string port = std::to_string(node.port());
-  auto result = Run({Bin("kvclient")}, "get k\nconnect 127.0.0.1 " + port +
-                                           "\nput k v\ndisconnect\nget k\n");
+  auto result =
+      Run({Bin("kvclient")}, "get k\nconnect 127.0.0.1 " + port + "\nput k v\ndisconnect\nget k\n");
   CHECK(result.exit_status == 0);
   auto lines = Lines(result.out);
   REQUIRE(lines.size() == 5);
@@ -135,19 +135,19 @@ TEST_CASE("commands to a killed node time out with a clear message instead of ha
   REQUIRE(node.started());
   const uint16_t port = node.port();
   node.process().Kill9();
-  auto result = Run(Shell(port, {"--timeout-ms", "500"}), "get k\nput k v\nhelp\n",
-                    std::chrono::seconds(20));
+  auto result =
+      Run(Shell(port, {"--timeout-ms", "500"}), "get k\nput k v\nhelp\n", std::chrono::seconds(20));
   CHECK(result.exit_status == 0);
   auto lines = Lines(result.out);
   REQUIRE(lines.size() == 3);
-  const std::string timeout = "error: no reply from 127.0.0.1:" + std::to_string(port) +
-                              " within 500 ms";
+  const std::string timeout =
+      "error: no reply from 127.0.0.1:" + std::to_string(port) + " within 500 ms";
   CHECK(lines[0] == timeout);
   CHECK(lines[1] == timeout);
   CHECK(lines[2].rfind("commands: ", 0) == 0);
 
-  auto one_shot = Run(Shell(port, {"--timeout-ms", "500", "get", "k"}), "",
-                      std::chrono::seconds(20));
+  auto one_shot =
+      Run(Shell(port, {"--timeout-ms", "500", "get", "k"}), "", std::chrono::seconds(20));
   CHECK(one_shot.exit_status == 1);
   CHECK(one_shot.out == timeout + "\n");
 }

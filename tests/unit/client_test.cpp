@@ -1,5 +1,7 @@
 // The client library against an in-process ROUTER on 127.0.0.1 that plays the
 // node: replies matched by request id, stale replies dropped, timeouts.
+#include "kvclient/client.h"
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <optional>
@@ -7,7 +9,6 @@
 #include <thread>
 #include <vector>
 
-#include "kvclient/client.h"
 #include "schema/framing.h"
 #include "schema/socket.h"
 
@@ -94,8 +95,7 @@ std::vector<Completion> CollectAtLeast(Connection& c, size_t want,
 
 }  // namespace
 
-TEST_CASE("replies are matched to their requests by id, whatever order they come in",
-          "[client]") {
+TEST_CASE("replies are matched to their requests by id, whatever order they come in", "[client]") {
   FakeNode node;
   zmq::context_t ctx;
   Connection c(ctx, "127.0.0.1", node.port());
@@ -183,8 +183,7 @@ TEST_CASE("KvClient returns Timeout naming the node when no reply comes", "[clie
   CHECK(Clock::now() - started < 2s);
 }
 
-TEST_CASE("KvClient sends the key and value as given and returns the node's reply",
-          "[client]") {
+TEST_CASE("KvClient sends the key and value as given and returns the node's reply", "[client]") {
   FakeNode node;
   std::optional<Received> seen;
   // The node answers one request from its own thread (the socket is handed

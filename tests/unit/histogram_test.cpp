@@ -1,12 +1,12 @@
 // kvbench's latency histogram: bucket layout and percentile accuracy against
 // exact percentiles of the same samples.
+#include "kvclient/histogram.h"
+
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <random>
 #include <vector>
-
-#include "kvclient/histogram.h"
 
 using kv::bench::Histogram;
 
@@ -81,8 +81,7 @@ TEST_CASE("percentiles of uniform latencies are within 1% of the exact ones", "[
   CHECK(h.mean() == Approx(50000.5));
 }
 
-TEST_CASE("percentiles of long-tailed latencies are within 1% of the exact ones",
-          "[histogram]") {
+TEST_CASE("percentiles of long-tailed latencies are within 1% of the exact ones", "[histogram]") {
   std::mt19937_64 rng(2);
   std::lognormal_distribution<double> latency(6.0, 1.5);  // median ~400 µs, tail to seconds
   std::vector<uint64_t> samples;

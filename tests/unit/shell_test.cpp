@@ -1,9 +1,9 @@
 // The shell's pure parts: parsing command lines and formatting replies into the
 // seed system's one-line outputs. No terminal, no node.
+#include "kvclient/shell.h"
+
 #include <catch2/catch.hpp>
 #include <string>
-
-#include "kvclient/shell.h"
 
 using kv::WireStatus;
 using kv::client::KvReply;
