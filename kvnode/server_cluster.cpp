@@ -23,8 +23,10 @@ std::vector<WriteOp> ReadEntries(capnp::List<wire::Entry>::Reader list) {
   for (auto e : list) {
     WriteOp op;
     op.is_delete = e.getDeleted();
-    op.key = {reinterpret_cast<const char*>(e.getKey().begin()), e.getKey().size()};
-    op.value = {reinterpret_cast<const char*>(e.getValue().begin()), e.getValue().size()};
+    auto key = e.getKey();
+    auto value = e.getValue();
+    op.key = {reinterpret_cast<const char*>(key.begin()), key.size()};
+    op.value = {reinterpret_cast<const char*>(value.begin()), value.size()};
     out.push_back(op);
   }
   return out;

@@ -77,9 +77,10 @@ Result<kj::ArrayPtr<const capnp::word>> AlignedWords(const zmq::message_t& frame
 
 capnp::ReaderOptions UntrustedOptions(size_t words) {
   capnp::ReaderOptions options;
-  // A message can never legitimately traverse more than its own size (plus a
-  // little slack for list headers); this stops amplification attacks.
-  options.traversalLimitInWords = words + 64;
+  // Reading every field once traverses about the message's own size; readers
+  // may touch a field a few times. A bound proportional to the size stops
+  // amplification attacks (pointers aliasing one large object).
+  options.traversalLimitInWords = 4 * words + 64;
   options.nestingLimit = 8;
   return options;
 }

@@ -28,6 +28,7 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
+  if (std::getenv("KVTEST_KEEP") != nullptr) return;  // keep logs for debugging
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
 }
