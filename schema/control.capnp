@@ -7,7 +7,10 @@ using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("kv::wire");
 
 # Bumped when a change is not wire compatible; peers refuse other versions.
-const controlVersion :UInt16 = 1;
+# The three protocols' versions live in disjoint ranges (client 1..99,
+# control 101..199, peer 201..299), so a message sent to the wrong port fails
+# the version check instead of being misread as another protocol's message.
+const controlVersion :UInt16 = 101;
 
 # Topic of ring updates on the event plane (first frame of each publication).
 const ringTopic :Text = "ring";

@@ -9,7 +9,7 @@ $Cxx.namespace("kv::wire");
 
 using Control = import "control.capnp";
 
-const peerVersion :UInt16 = 1;
+const peerVersion :UInt16 = 201;
 
 # A ring interval (from, to]: 16-byte big-endian positions; from == to is the
 # whole ring.
