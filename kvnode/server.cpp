@@ -153,10 +153,10 @@ Status Server::Run() {
     constexpr size_t kLink = 4;
     if (cluster_mode()) link_->AppendPollItems(&items);
     size_t transfers_at = items.size();
-    std::vector<OutgoingTransfer*> polled;
+    std::vector<uint64_t> polled;  // transfer ids: handlers below may end transfers
     for (auto& [id, t] : outgoing_) {
       items.push_back({static_cast<void*>(t->socket), 0, ZMQ_POLLIN, 0});
-      polled.push_back(t.get());
+      polled.push_back(id);
     }
     auto timeout = std::chrono::milliseconds(cluster_mode() ? 100 : -1);
     try {
@@ -176,17 +176,28 @@ Status Server::Run() {
         link_->RequestLeave();
       }
     }
-    if (items[2].revents & ZMQ_POLLIN) store_->OnFlushEvent();
-    if (items[3].revents & ZMQ_POLLIN) ProcessPeer();
-    if (cluster_mode()) {
-      if (auto ring = link_->OnPoll(&items[kLink])) ApplyRing(std::move(ring));
-      for (size_t i = 0; i < polled.size(); ++i) {
-        if (items[transfers_at + i].revents & ZMQ_POLLIN) OnTransferSocket(*polled[i]);
+    try {
+      if (items[2].revents & ZMQ_POLLIN) store_->OnFlushEvent();
+      if (cluster_mode()) {
+        for (size_t i = 0; i < polled.size(); ++i) {
+          auto t = outgoing_.find(polled[i]);
+          if (t != outgoing_.end() && (items[transfers_at + i].revents & ZMQ_POLLIN)) {
+            OnTransferSocket(*t->second);
+          }
+        }
       }
+      if (items[3].revents & ZMQ_POLLIN) ProcessPeer();
+      if (cluster_mode()) {
+        if (auto ring = link_->OnPoll(&items[kLink])) ApplyRing(std::move(ring));
+      }
+      if (items[0].revents & ZMQ_POLLIN) ProcessIncoming();
+      if (cluster_mode()) ClusterTick();
+    } catch (const std::exception& e) {
+      // A bug, not bad input (that is handled where it is parsed): log it and
+      // keep serving.
+      spdlog::error("internal error in the event loop: {}", e.what());
     }
-    if (items[0].revents & ZMQ_POLLIN) ProcessIncoming();
     if (cluster_mode()) {
-      ClusterTick();
       if (leaving_ && ReadyToExit()) break;
       if (leaving_ && Clock::now() > leave_deadline_) {
         spdlog::error("leave did not complete within {} ms; exiting anyway",
