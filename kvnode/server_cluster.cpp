@@ -353,8 +353,7 @@ Status Server::ApplyChunk(uint64_t transfer_id, uint64_t index, RangeList ranges
   if (!in.forwarded.empty()) {
     std::erase_if(entries, [&](const WriteOp& e) { return in.forwarded.count(std::string(e.key)); });
   }
-  std::vector<bool> existed;
-  Status s = store_->Write(entries, &existed);
+  Status s = store_->Write(entries, nullptr);
   if (!s.ok()) return s;
   for (const auto& e : entries) cache_.Erase(e.key);
   if (last) {
@@ -366,8 +365,7 @@ Status Server::ApplyChunk(uint64_t transfer_id, uint64_t index, RangeList ranges
 }
 
 Status Server::ApplyForward(uint64_t transfer_id, std::vector<WriteOp> entries) {
-  std::vector<bool> existed;
-  Status s = store_->Write(entries, &existed);
+  Status s = store_->Write(entries, nullptr);
   if (!s.ok()) return s;
   auto it = incoming_.find(transfer_id);
   for (const auto& e : entries) {

@@ -348,24 +348,28 @@ Status Store::Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed)
       flush_running_ = true;
     }
   }
-  existed->assign(ops.size(), false);
+  // Without `existed` the caller does not care what was there: skip the
+  // lookups (hand-off applies whole ranges this way).
+  if (existed != nullptr) existed->assign(ops.size(), false);
   std::unordered_map<std::string_view, bool> batch_state;  // key -> exists after earlier ops
   std::vector<uint64_t> seqs(ops.size(), 0);
   uint64_t seq = next_seq_;
   for (size_t i = 0; i < ops.size(); ++i) {
     const WriteOp& op = ops[i];
-    bool ex;
-    auto it = batch_state.find(op.key);
-    if (it != batch_state.end()) {
-      ex = it->second;
-    } else {
-      auto r = Exists(op.key);
-      if (!r.ok()) return r.status();
-      ex = *r;
+    if (existed != nullptr) {
+      bool ex;
+      auto it = batch_state.find(op.key);
+      if (it != batch_state.end()) {
+        ex = it->second;
+      } else {
+        auto r = Exists(op.key);
+        if (!r.ok()) return r.status();
+        ex = *r;
+      }
+      (*existed)[i] = ex;
+      batch_state[op.key] = !op.is_delete;
+      if (op.is_delete && !ex) continue;  // nothing to delete, nothing to log
     }
-    (*existed)[i] = ex;
-    batch_state[op.key] = !op.is_delete;
-    if (op.is_delete && !ex) continue;  // nothing to delete, nothing to log
     seqs[i] = seq;
     wal_->Add(WalRecord{op.is_delete, seq, op.key, op.value});
     ++seq;
@@ -472,8 +476,7 @@ Status Store::DeleteRanges(const std::vector<std::pair<Hash128, Hash128>>& range
       if (!keep(KeyPosition(key))) ops.push_back(WriteOp{true, key, {}});
     }
     if (!ops.empty()) {
-      std::vector<bool> existed;
-      Status s = Write(ops, &existed);
+      Status s = Write(ops, nullptr);  // the snapshot just saw these keys
       if (!s.ok()) return s;
       *deleted += ops.size();
     }

@@ -99,7 +99,8 @@ class Store {
 
   // Applies ops in order, durably (per options.sync) before returning.
   // (*existed)[i] tells whether ops[i]'s key held a value just before it; a
-  // delete of an absent key changes nothing. After an I/O error the store
+  // delete of an absent key changes nothing. existed may be null when the
+  // caller does not need it (saves a lookup per op). After an I/O error the store
   // refuses all further writes (the outcome of the failed batch is unknown).
   Status Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed);
 
