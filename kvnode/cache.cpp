@@ -108,6 +108,11 @@ void ValueCache::Put(std::string_view key, std::string_view value) {
   }
 }
 
+void ValueCache::Update(std::string_view key, std::string_view value) {
+  if (entries_.empty() || !Contains(key)) return;
+  Put(key, value);
+}
+
 void ValueCache::Erase(std::string_view key) {
   auto it = entries_.find(std::string(key));
   if (it == entries_.end()) return;

@@ -33,6 +33,10 @@ class ValueCache {
   const std::string* Get(std::string_view key);
   // Inserts or replaces; may evict one entry. Oversize values erase the key.
   void Put(std::string_view key, std::string_view value);
+  // Replaces the value if key is cached (a write), else does nothing: writes
+  // keep the cache exact without inserting, so a write-heavy load does not
+  // churn it; reads insert on a miss.
+  void Update(std::string_view key, std::string_view value);
   void Erase(std::string_view key);
 
   size_t size() const { return entries_.size(); }

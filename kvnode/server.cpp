@@ -401,7 +401,7 @@ void Server::CommitBatch() {
     switch (p.op) {
       case Op::kPut:
         r.status = existed[write_index++] ? WireStatus::PUT_UPDATE : WireStatus::PUT_SUCCESS;
-        cache_.Put(p.key, p.value);
+        cache_.Update(p.key, p.value);
         break;
       case Op::kDelete:
         r.status = existed[write_index++] ? WireStatus::DELETE_SUCCESS : WireStatus::DELETE_ERROR;

@@ -89,3 +89,13 @@ TEST_CASE("cache strategies parse case-insensitively", "[cache]") {
   CHECK(*kv::ParseCacheStrategy("FIFO") == CacheStrategy::kFifo);
   CHECK_FALSE(kv::ParseCacheStrategy("MRU").ok());
 }
+
+TEST_CASE("a write updates a cached key but never inserts one", "[cache]") {
+  ValueCache c(4, CacheStrategy::kLru);
+  c.Update("k", "v");
+  CHECK_FALSE(c.Contains("k"));
+  c.Put("k", "old");
+  c.Update("k", "new");
+  REQUIRE(c.Get("k") != nullptr);
+  CHECK(*c.Get("k") == "new");
+}
