@@ -42,6 +42,7 @@ std::optional<OwnedReply> RawClient::Receive(std::chrono::milliseconds deadline)
   out.value = r.value;
   out.reason = r.reason;
   out.metadata = r.metadata;
+  out.ring_version = r.ring_version;
   return out;
 }
 

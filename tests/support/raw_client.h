@@ -18,6 +18,7 @@ struct OwnedReply {
   uint64_t request_id = 0;
   kv::WireStatus status = kv::WireStatus::BAD_REQUEST;
   std::string key, value, reason, metadata;
+  uint64_t ring_version = 0;
 };
 
 class RawClient {
