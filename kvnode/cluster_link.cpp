@@ -47,8 +47,14 @@ void ClusterLink::RequestLeave() {
 }
 
 void ClusterLink::Send(Kind kind) {
+  // A re-sent request keeps its id, so a late answer to an earlier copy still
+  // counts (the ECS may take longer than the retry interval).
+  uint64_t id = 0;
+  for (const auto& o : outstanding_) {
+    if (o.kind == kind) id = o.request_id;
+  }
   std::erase_if(outstanding_, [&](const Outstanding& o) { return o.kind == kind; });
-  Outstanding o{kind, next_request_id_++, std::chrono::steady_clock::now()};
+  Outstanding o{kind, id != 0 ? id : next_request_id_++, std::chrono::steady_clock::now()};
   capnp::MallocMessageBuilder b;
   auto msg = b.initRoot<wire::ControlMessage>();
   msg.setVersion(wire::CONTROL_VERSION);

@@ -78,7 +78,7 @@ class Server {
   void HandlePeerMessage(const zmq::message_t& identity, const zmq::message_t& frame);
   void StartTransfer(const zmq::message_t& identity, uint64_t request_id, uint64_t transfer_id,
                      uint64_t prepares_version, NodeAddress target, RangeList ranges);
-  void AbortTransfer(uint64_t transfer_id, const std::string& why);
+  void AbortTransfer(uint64_t transfer_id, const std::string& why, bool by_ecs);
   Status ApplyChunk(uint64_t transfer_id, uint64_t index, RangeList ranges,
                     std::vector<WriteOp> entries, bool last);
   Status ApplyForward(uint64_t transfer_id, std::vector<WriteOp> entries);

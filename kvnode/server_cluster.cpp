@@ -173,7 +173,7 @@ void Server::HandlePeerMessage(const zmq::message_t& identity, const zmq::messag
       StartTransfer(identity, request_id, transfer_id, prepares, std::move(target),
                     std::move(ranges));
       break;
-    case Kind::kAbort: AbortTransfer(transfer_id, "aborted by the ECS"); break;
+    case Kind::kAbort: AbortTransfer(transfer_id, "aborted by the ECS", /*by_ecs=*/true); break;
     case Kind::kChunk:
     case Kind::kForward: {
       Status applied = kind == Kind::kChunk
@@ -255,7 +255,9 @@ void Server::PumpTransfer(OutgoingTransfer& t) {
     for (const auto& [k, v] : entries) t.bytes += k.size() + v.size();
     t.entries += entries.size();
     zmq::message_t chunk = EncodeChunk(rid, t, t.next_chunk++, entries, *done);
-    (void)t.socket.send(chunk, zmq::send_flags::none);
+    // At most --handoff-window chunks are unacknowledged, far below the
+    // socket's high-water mark, so this send does not block.
+    (void)t.socket.send(chunk, zmq::send_flags::dontwait);
     t.chunks_in_flight.insert(rid);
     if (*done) {
       t.snapshot_exhausted = true;
@@ -291,7 +293,7 @@ void Server::OnTransferSocket(OutgoingTransfer& t) {
     t.last_progress = Clock::now();
     if (t.chunks_in_flight.erase(rid) > 0) {
       if (!ok) {
-        AbortTransfer(id, "target refused a chunk: " + reason);
+        AbortTransfer(id, "target refused a chunk: " + reason, /*by_ecs=*/false);
         return;  // t is gone
       }
     } else if (auto f = t.forwards.find(rid); f != t.forwards.end()) {
@@ -318,7 +320,7 @@ void Server::ReportIfDone(OutgoingTransfer& t) {
   (void)peer_.send(done, zmq::send_flags::dontwait);
 }
 
-void Server::AbortTransfer(uint64_t transfer_id, const std::string& why) {
+void Server::AbortTransfer(uint64_t transfer_id, const std::string& why, bool by_ecs) {
   auto it = outgoing_.find(transfer_id);
   if (it == outgoing_.end()) return;
   OutgoingTransfer& t = *it->second;
@@ -330,9 +332,15 @@ void Server::AbortTransfer(uint64_t transfer_id, const std::string& why) {
     (void)peer_.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     (void)peer_.send(done, zmq::send_flags::dontwait);
   }
-  // Without the transfer the ranges stay here (the transition cannot commit),
-  // so the parked writes are durable where they belong.
-  for (auto& [rid, fwd] : t.forwards) SettleForward(fwd.hold_ids, Status::Ok());
+  // Aborted by the ECS, or failed before this node said it was done: the
+  // transition cannot commit, the ranges stay here, and the parked writes are
+  // durable where they belong. Failed after TransferDone: the ECS may already
+  // have given the ranges to the target, which lacks these writes, so their
+  // outcome is unknown.
+  Status outcome = by_ecs || !t.done_reported
+                       ? Status::Ok()
+                       : Status::Unavailable("hand-off target stopped accepting writes");
+  for (auto& [rid, fwd] : t.forwards) SettleForward(fwd.hold_ids, outcome);
   outgoing_.erase(it);
 }
 
@@ -380,6 +388,7 @@ Status Server::ApplyForward(uint64_t transfer_id, std::vector<WriteOp> entries) 
 
 std::vector<bool> Server::ForwardWrites(const std::vector<WriteOp>& ops,
                                         std::vector<HeldReply>& parked) {
+  std::vector<uint64_t> stalled;
   std::vector<bool> held(ops.size(), false);
   std::vector<uint64_t> hold_id(ops.size(), 0);
   std::vector<Hash128> positions;
@@ -402,9 +411,15 @@ std::vector<bool> Server::ForwardWrites(const std::vector<WriteOp>& ops,
     if (fwd.empty()) continue;
     uint64_t rid = t->next_request_id++;
     zmq::message_t msg = EncodeForward(rid, t->id, fwd);
-    (void)t->socket.send(msg, zmq::send_flags::none);
     t->forwards[rid] = InFlightForward{std::move(ids), Clock::now()};
+    if (!t->socket.send(msg, zmq::send_flags::dontwait)) {
+      // The target is not taking messages (gone, or far behind): never block
+      // the event loop on it. The transfer fails; the ECS aborts the
+      // transition, so these writes stay (durably) with this node.
+      stalled.push_back(tid);
+    }
   }
+  for (uint64_t tid : stalled) AbortTransfer(tid, "target is not accepting forwarded writes", /*by_ecs=*/false);
   return held;
 }
 
@@ -417,11 +432,13 @@ void Server::SettleForward(const std::vector<uint64_t>& hold_ids, const Status& 
     Reply r;
     r.request_id = h.request_id;
     r.key = h.key;
+    std::string reason;  // outlives r, which only points at it
     if (outcome.ok()) {
       r.status = h.status;
     } else {
       r.status = h.failure_status;
-      r.reason = "outcome unknown: " + outcome.message();
+      reason = "outcome unknown: " + outcome.message();
+      r.reason = reason;
     }
     Send(h.identity, r);
     held_.erase(it);

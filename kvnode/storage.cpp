@@ -171,10 +171,16 @@ Status Store::RotateWal() {
 }
 
 Status Store::Freeze() {
+  // The new segment must exist before the table is frozen: writes must never
+  // land in a segment that the frozen table's flush will delete.
+  auto wal = WalWriter::Create(WalSegmentPath(options_.dir, wal_number_ + 1), options_.sync);
+  if (!wal.ok()) return wal.status();
   frozen_ = std::move(active_);
   active_ = std::make_unique<MemTable>();
   frozen_last_segment_ = wal_number_;
-  return RotateWal();
+  wal_ = std::move(*wal);
+  ++wal_number_;
+  return Status::Ok();
 }
 
 void Store::WaitForFlush() {
@@ -329,10 +335,6 @@ Result<bool> Store::Exists(std::string_view key) {
 Status Store::Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed) {
   if (!write_error_.ok()) return write_error_;
   if (active_->approximate_bytes() >= options_.memtable_bytes) {
-    if (frozen_ && !flush_running_ &&
-        active_->approximate_bytes() >= 4 * options_.memtable_bytes) {
-      return Status::IOError("flushing into LMDB keeps failing (see the log); refusing writes");
-    }
     if (flush_running_ && active_->approximate_bytes() >= 2 * options_.memtable_bytes) {
       spdlog::warn("write stall: waiting for the flush into LMDB to finish");
       WaitForFlush();
@@ -341,11 +343,17 @@ Status Store::Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed)
       Status s = Freeze();
       if (!s.ok()) return s;
     }
-    if (!flush_running_ && frozen_) {
+    if (!flush_running_ && frozen_) {  // a new flush, or a retry of a failed one
       const MemTable* table = frozen_.get();
       zmq::message_t msg(&table, sizeof(table));
       (void)main_pair_.send(msg, zmq::send_flags::none);
       flush_running_ = true;
+    }
+    if (active_->approximate_bytes() >= 4 * options_.memtable_bytes) {
+      WaitForFlush();  // bounded memory: wait for the retry rather than grow
+      if (frozen_) {
+        return Status::IOError("flushing into LMDB keeps failing (see the log); refusing writes");
+      }
     }
   }
   // Without `existed` the caller does not care what was there: skip the

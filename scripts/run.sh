@@ -31,6 +31,6 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -s "$port_file" ] || { echo "kvnode did not start within 10 s; see run/kvnode.log" >&2; exit 1; }
-port=$(cat "$port_file")
+read -r port _ < "$port_file"  # "CLIENT_PORT PEER_PORT"
 echo "kvnode on 127.0.0.1:$port (data in ./data, log in run/kvnode.log); type 'help', 'quit' to stop"
 build/bin/kvclient -bh 127.0.0.1 -bp "$port"

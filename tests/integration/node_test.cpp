@@ -207,3 +207,27 @@ TEST_CASE("kvnode -h describes its flags and bad flags exit 2", "[node][flags]")
   CHECK(bad.exit_status == 2);
   CHECK(bad.err.find("MRU") != std::string::npos);
 }
+
+TEST_CASE("garbage on the peer port is logged and changes nothing", "[node][malformed]") {
+  TempDir work;
+  NodeProcess node(work / "data", work.path());
+  REQUIRE(node.started());
+  REQUIRE(node.peer_port() != 0);
+  RawClient c(node.port());
+  REQUIRE(c.Call(Op::kPut, "k", "v")->status == WireStatus::PUT_SUCCESS);
+  RawClient peer(node.peer_port());
+  peer.SendFrames({"garbage"});
+  peer.SendFrames({std::string(64, '\x01')});
+  peer.SendFrames({"two", "frames"});
+  // A well-formed client request is not a peer message either.
+  kv::Request r;
+  r.request_id = 1;
+  r.op = Op::kDelete;
+  r.key = "k";
+  peer.Send(r);
+  CHECK(kvtest::WaitFor([&] {
+    return node.process().Log().find("peer port:") != std::string::npos;
+  }));
+  CHECK(c.Call(Op::kGet, "k")->value == "v");
+  CHECK(node.process().running());
+}

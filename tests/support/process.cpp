@@ -164,7 +164,11 @@ NodeProcess::NodeProcess(const std::string& data_dir, const std::string& work_di
       [&] {
         std::string text = ReadFile(port_file);
         if (text.empty() || text.back() != '\n') return !process_->running();
-        port_ = static_cast<uint16_t>(std::stoi(text));
+        std::istringstream in(text);  // "CLIENT PEER"
+        int client = 0, peer = 0;
+        in >> client >> peer;
+        port_ = static_cast<uint16_t>(client);
+        peer_port_ = static_cast<uint16_t>(peer);
         return true;
       },
       std::chrono::seconds(15));

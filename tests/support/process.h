@@ -81,12 +81,14 @@ class NodeProcess {
   NodeProcess(const std::string& data_dir, const std::string& work_dir,
               std::vector<std::string> extra_flags = {});
   uint16_t port() const { return port_; }
+  uint16_t peer_port() const { return peer_port_; }
   Process& process() { return *process_; }
   bool started() const { return port_ != 0; }
 
  private:
   std::unique_ptr<Process> process_;
   uint16_t port_ = 0;
+  uint16_t peer_port_ = 0;
 };
 
 }  // namespace kvtest
