@@ -139,6 +139,9 @@ std::shared_ptr<const Ring> ClusterLink::HandleControl() {
           outstanding_.erase(it);
           spdlog::error("{} refused: {}", KindName(static_cast<int>(kind)),
                         reply.getReason().cStr());
+          if (kind == Kind::kLeave) {
+            leave_refusal_ = reply.getReason().size() > 0 ? reply.getReason().cStr() : "refused";
+          }
           break;
         default:
           // overloaded / unavailable: Tick re-sends after the retry interval.

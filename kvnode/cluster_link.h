@@ -35,6 +35,9 @@ class ClusterLink {
   void RequestLeave();   // until a leave is answered ok
   bool join_done() const { return join_done_; }
   bool leave_done() const { return leave_done_; }
+  // The control plane refused the leave (e.g. this is the last node): the
+  // reason, else empty.
+  const std::string& leave_refusal() const { return leave_refusal_; }
 
   // Two poll items: control socket, then ring subscription.
   void AppendPollItems(std::vector<zmq::pollitem_t>* items);
@@ -62,6 +65,7 @@ class ClusterLink {
   uint64_t next_request_id_ = 1;
   bool join_done_ = false;
   bool leave_done_ = false;
+  std::string leave_refusal_;
 };
 
 }  // namespace kv

@@ -199,6 +199,13 @@ Status Server::Run() {
     }
     if (cluster_mode()) {
       if (leaving_ && ReadyToExit()) break;
+      if (leaving_ && !link_->leave_refusal().empty()) {
+        // E.g. the last node: its data has nowhere to go. It stops with its
+        // data and stays in the ring, so it serves again when restarted.
+        spdlog::warn("leave refused ({}); stopping without hand-off, still a ring member",
+                     link_->leave_refusal());
+        break;
+      }
       if (leaving_ && Clock::now() > leave_deadline_) {
         spdlog::error("leave did not complete within {} ms; exiting anyway",
                       config_.leave_timeout_ms);
