@@ -10,7 +10,7 @@
 #include <sstream>
 #include <vector>
 
-#include "kvclient/client.h"
+#include "kvclient/router.h"
 #include "kvclient/workload.h"
 
 namespace kv::bench {
@@ -45,13 +45,13 @@ std::string MakeValueBuffer(uint64_t value_size, uint64_t seed) {
 
 class PhaseRunner {
  public:
-  PhaseRunner(const BenchConfig& config, std::vector<std::unique_ptr<Connection>>& connections,
-              const std::string& values, std::ostream* progress)
-      : config_(config), connections_(connections), values_(values), progress_(progress) {}
+  PhaseRunner(const BenchConfig& config, client::Router& router, const std::string& values,
+              std::ostream* progress)
+      : config_(config), router_(router), values_(values), progress_(progress) {}
 
   // Issues operations from next_op until it runs out or the deadline passes,
   // then waits for everything in flight (each request is bounded by its
-  // timeout, so this ends).
+  // timeout and its resends by kMaxRedirects, so this ends).
   PhaseResult Run(const std::string& name, const NextOp& next_op,
                   std::optional<Clock::time_point> deadline) {
     PhaseResult result;
@@ -61,36 +61,45 @@ class PhaseRunner {
     Clock::time_point next_progress = start + config_.progress_interval;
     bool issuing = true;
     std::vector<Completion> completions;
-    std::vector<zmq::pollitem_t> items(connections_.size());
+    std::vector<zmq::pollitem_t> items;
+    std::vector<Redirect> redirects;
 
     for (;;) {
       Clock::time_point now = Clock::now();
       if (deadline && now >= *deadline) issuing = false;
       if (issuing) issuing = Refill(next_op, &result);
-      size_t in_flight = 0;
-      for (auto& c : connections_) in_flight += c->in_flight();
-      if (!issuing && in_flight == 0) break;
+      if (!issuing && in_flight_.empty()) break;
 
-      // Sleep in poll until a reply, the next timeout, progress line or deadline.
+      // Sleep in poll until a reply, a ring update, the next timeout,
+      // progress line or deadline.
+      std::vector<Connection*> connections = router_.Connections();
       Clock::time_point wake = next_progress;
       if (issuing && deadline) wake = std::min(wake, *deadline);
-      for (auto& c : connections_) {
+      for (Connection* c : connections) {
         if (auto d = c->NextDeadline()) wake = std::min(wake, *d);
       }
       auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake - now);
       wait = std::clamp(wait, std::chrono::milliseconds(0), std::chrono::milliseconds(1000));
-      for (size_t i = 0; i < connections_.size(); ++i) items[i] = connections_[i]->PollItem();
+      items.clear();
+      for (Connection* c : connections) items.push_back(c->PollItem());
+      if (auto updates = router_.UpdatesPollItem()) items.push_back(*updates);
       try {
         zmq::poll(items.data(), items.size(), wait);
       } catch (const zmq::error_t& e) {
         if (e.num() != EINTR) spdlog::warn("poll failed: {}", e.what());
       }
 
-      completions.clear();
+      router_.PollUpdates();
       now = Clock::now();
-      for (auto& c : connections_) c->Collect(now, &completions);
-      for (auto& c : completions) Account(c, now, &result);
-      if (!completions.empty()) last_completion = now;
+      redirects.clear();
+      for (Connection* c : connections) {
+        completions.clear();
+        c->Collect(now, &completions);
+        for (auto& completion : completions) Account(c, completion, now, &result, &redirects);
+        if (!completions.empty()) last_completion = now;
+      }
+      Resend(redirects, &result);
+      router_.ReapRetired();
 
       if (progress_ && now >= next_progress) {
         double elapsed = std::chrono::duration<double>(now - start).count();
@@ -108,28 +117,77 @@ class PhaseRunner {
   }
 
  private:
-  // Tops every connection up to `inflight` requests. Returns false once
+  // What kvbench remembers about a request in flight, to resend it.
+  struct InFlight {
+    Op op;
+    uint64_t record;
+    Clock::time_point first_sent;  // latency runs from here, across resends
+    int redirects;
+  };
+  struct Redirect {
+    InFlight op;
+    std::string from;       // the node that refused
+    uint64_t ring_version;  // its ring version
+  };
+  using Key = std::pair<Connection*, uint64_t>;  // connection, request id
+
+  // Tops the total in flight up to connections x inflight. Returns false once
   // next_op has nothing more to issue.
   bool Refill(const NextOp& next_op, PhaseResult* result) {
-    for (auto& c : connections_) {
-      while (c->in_flight() < config_.inflight) {
-        std::optional<OpChoice> choice = next_op();
-        if (!choice) return false;
-        std::string key = KeyFor(choice->record);
-        std::string_view value;
-        if (choice->op == Op::kPut) {
-          value = std::string_view(values_).substr(choice->record % (config_.value_size + 1),
-                                                   config_.value_size);
-        }
-        auto id = c->Send(choice->op, key, value);
-        if (!id.ok()) {
-          spdlog::warn("send to {} failed: {}", c->address(), id.status().ToString());
-          CountError(OpName(choice->op), "send_failed", result);
-          break;  // this connection is full; try the others
-        }
-      }
+    const uint64_t limit = config_.connections * config_.inflight;
+    while (in_flight_.size() < limit) {
+      std::optional<OpChoice> choice = next_op();
+      if (!choice) return false;
+      if (!Issue(InFlight{choice->op, choice->record, Clock::now(), 0}, result)) break;
     }
     return true;
+  }
+
+  // Sends one operation to its key's node; counts an error when it cannot.
+  bool Issue(const InFlight& op, PhaseResult* result) {
+    std::string key = KeyFor(op.record);
+    std::string_view value;
+    if (op.op == Op::kPut) {
+      value = std::string_view(values_).substr(op.record % (config_.value_size + 1),
+                                               config_.value_size);
+    }
+    auto connection = router_.ConnectionFor(key, next_lane_++);
+    if (!connection.ok()) {
+      spdlog::warn("no route for {}: {}", key, connection.status().ToString());
+      CountError(OpName(op.op), "no_route", result);
+      return false;
+    }
+    auto id = (*connection)->Send(op.op, key, value, router_.version());
+    if (!id.ok()) {
+      spdlog::warn("send to {} failed: {}", (*connection)->address(), id.status().ToString());
+      CountError(OpName(op.op), "send_failed", result);
+      return false;  // that connection is full; let replies drain first
+    }
+    in_flight_.emplace(Key{*connection, *id}, op);
+    return true;
+  }
+
+  // Refreshes the ring once for the newest version any redirecting node
+  // reported, then resends.
+  void Resend(const std::vector<Redirect>& redirects, PhaseResult* result) {
+    if (redirects.empty()) return;
+    const Redirect* newest = &redirects.front();
+    for (const auto& r : redirects) {
+      if (r.ring_version > newest->ring_version) newest = &r;
+    }
+    // A node on the same ring version as ours lags behind; refreshing would
+    // not help, and the resend gives it a moment.
+    if (newest->ring_version > router_.version() || router_.table().empty()) {
+      if (Status s = router_.Refresh(newest->from); !s.ok()) {
+        spdlog::warn("ring refresh failed: {}", s.ToString());
+      }
+    }
+    for (const auto& r : redirects) {
+      ++result->redirects;
+      InFlight again = r.op;
+      ++again.redirects;
+      Issue(again, result);
+    }
   }
 
   void CountError(const std::string& op, const std::string& kind, PhaseResult* result) {
@@ -139,27 +197,38 @@ class PhaseRunner {
     ++result->by_op[op].errors;
   }
 
-  void Account(const Completion& c, Clock::time_point now, PhaseResult* result) {
-    std::string op = OpName(c.op);
+  void Account(Connection* connection, const Completion& c, Clock::time_point now,
+               PhaseResult* result, std::vector<Redirect>* redirects) {
+    auto it = in_flight_.find(Key{connection, c.request_id});
+    if (it == in_flight_.end()) return;  // a router refresh (keyrange), not ours
+    InFlight op = it->second;
+    in_flight_.erase(it);
+    std::string name = OpName(op.op);
     if (!c.result.ok()) {
-      CountError(op, c.result.status().IsTimeout() ? "timeout" : "client_error", result);
+      CountError(name, c.result.status().IsTimeout() ? "timeout" : "client_error", result);
+      return;
+    }
+    if (c.result->status == WireStatus::SERVER_NOT_RESPONSIBLE && op.redirects < kMaxRedirects) {
+      redirects->push_back(Redirect{op, connection->address(), c.result->ring_version});
       return;
     }
     if (!IsSuccess(c.result->status)) {
-      CountError(op, StatusWord(c.result->status), result);
+      CountError(name, StatusWord(c.result->status), result);
       return;
     }
     ++result->ops;
-    OpStats& stats = result->by_op[op];
+    OpStats& stats = result->by_op[name];
     ++stats.ok;
     stats.latency_us.Record(
-        std::chrono::duration_cast<std::chrono::microseconds>(now - c.sent_at).count());
+        std::chrono::duration_cast<std::chrono::microseconds>(now - op.first_sent).count());
   }
 
   const BenchConfig& config_;
-  std::vector<std::unique_ptr<Connection>>& connections_;
+  client::Router& router_;
   const std::string& values_;
   std::ostream* progress_;
+  std::map<Key, InFlight> in_flight_;
+  uint64_t next_lane_ = 0;
 };
 
 std::string Num(double v, int decimals = 1) {
@@ -172,7 +241,7 @@ std::string PhaseJson(const PhaseResult& phase) {
   std::ostringstream out;
   out << "\"throughput_ops\":" << Num(phase.throughput()) << ",\"ops\":" << phase.ops
       << ",\"errors\":" << phase.errors << ",\"seconds\":" << Num(phase.seconds, 3)
-      << ",\"errors_by_kind\":{";
+      << ",\"redirects\":" << phase.redirects << ",\"errors_by_kind\":{";
   bool first = true;
   for (const auto& [kind, n] : phase.errors_by_kind) {
     out << (first ? "" : ",") << '"' << kind << "\":" << n;
@@ -221,6 +290,7 @@ std::string PhaseTable(const PhaseResult& phase) {
   out << "  errors:";
   if (phase.errors_by_kind.empty()) out << " none";
   for (const auto& [kind, n] : phase.errors_by_kind) out << ' ' << kind << '=' << n;
+  if (phase.redirects > 0) out << " (" << phase.redirects << " requests redirected)";
   out << '\n';
   return out.str();
 }
@@ -228,8 +298,9 @@ std::string PhaseTable(const PhaseResult& phase) {
 }  // namespace
 
 Status ValidateConfig(const BenchConfig& c) {
-  if (c.port == 0) return Status::InvalidArgument("a node port is required (-bp PORT)");
-  if (c.host.empty()) return Status::InvalidArgument("a node host is required (-bh HOST)");
+  if (c.port == 0) return Status::InvalidArgument("a node or broker port is required (-bp PORT)");
+  if (c.host.empty())
+    return Status::InvalidArgument("a node or broker host is required (-bh HOST)");
   if (!c.load_phase && !c.run_phase) {
     return Status::InvalidArgument("--load-only and --run-only exclude each other");
   }
@@ -258,16 +329,25 @@ Result<BenchResult> RunBench(const BenchConfig& config, std::ostream* progress) 
   if (!workload.ok()) return workload.status();
 
   zmq::context_t ctx;
-  std::vector<std::unique_ptr<Connection>> connections;
-  for (uint64_t i = 0; i < config.connections; ++i) {
-    connections.push_back(std::make_unique<Connection>(
-        ctx, config.host, config.port, client::ConnectionOptions{config.request_timeout}));
-    Status s = connections.back()->Open();
-    if (!s.ok()) return s;
+  client::Router router(ctx, client::RouterOptions{config.request_timeout, config.broker_pub_port,
+                                                   config.connections});
+  if (Status s = router.Connect(config.host, config.port); !s.ok()) return s;
+  BenchResult result;
+  if (router.via_broker()) {
+    if (router.table().empty()) (void)router.Refresh();
+    if (router.table().empty()) {
+      return Status::Unavailable("the broker at " + router.address() + " has no nodes in its ring");
+    }
+    result.target = "broker " + router.address() + ", ring v" + std::to_string(router.version()) +
+                    " with " + std::to_string(router.table().size()) + " nodes";
+  } else if (router.table().size() > 1) {
+    result.target = "node " + router.address() + ", ring v" + std::to_string(router.version()) +
+                    " with " + std::to_string(router.table().size()) + " nodes";
+  } else {
+    result.target = "node " + router.address();
   }
   const std::string values = MakeValueBuffer(config.value_size, config.seed);
-  PhaseRunner runner(config, connections, values, progress);
-  BenchResult result;
+  PhaseRunner runner(config, router, values, progress);
 
   if (config.load_phase) {
     uint64_t next = 0;
@@ -292,10 +372,10 @@ Result<BenchResult> RunBench(const BenchConfig& config, std::ostream* progress) 
 
 std::string FormatTable(const BenchConfig& config, const BenchResult& result) {
   std::ostringstream out;
-  out << "kvbench: " << config.host << ':' << config.port << ", workload " << config.workload
-      << " (read ratio " << config.read_ratio << "), " << config.records << " records of "
-      << config.value_size << " B, " << config.connections << " connections x " << config.inflight
-      << " in flight, seed " << config.seed << '\n';
+  out << "kvbench: " << result.target << ", workload " << config.workload << " (read ratio "
+      << config.read_ratio << "), " << config.records << " records of " << config.value_size
+      << " B, " << config.connections << " connections x " << config.inflight << " in flight, seed "
+      << config.seed << '\n';
   if (result.load) out << PhaseTable(*result.load);
   if (result.run) out << PhaseTable(*result.run);
   return out.str();

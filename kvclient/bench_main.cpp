@@ -1,4 +1,5 @@
-// kvbench: load generator for a kvnode. Parses flags into a BenchConfig,
+// kvbench: load generator for a kvnode or a cluster (through its kvbroker).
+// Parses flags into a BenchConfig,
 // runs the phases (kvclient/bench.h) and prints a table or one JSON object on
 // stdout; progress lines go to stderr.
 #include <iostream>
@@ -22,15 +23,19 @@ int main(int argc, char** argv) {
   int64_t records = config.records, value_size = config.value_size,
           connections = config.connections, inflight = config.inflight,
           duration_s = config.duration.count(), ops = config.ops,
-          seed = static_cast<int64_t>(config.seed), timeout_ms = config.request_timeout.count();
+          seed = static_cast<int64_t>(config.seed), timeout_ms = config.request_timeout.count(),
+          broker_pub_port = config.broker_pub_port;
   bool load_only = false, run_only = false, json = false;
   std::string log_level = "WARNING";
 
   kv::FlagParser flags("kvbench",
                        "Closed-loop load generator: loads --records keys, then runs a workload\n"
                        "until --ops or --duration, whichever comes first.");
-  flags.String({"-bh", "--host"}, "HOST", "node to load", &config.host);
-  flags.Port({"-bp", "--port"}, "client port of that node (required)", &config.port);
+  flags.String({"-bh", "--host"}, "HOST", "node, or broker of a cluster, to load", &config.host);
+  flags.Port({"-bp", "--port"},
+             "client port of that node or control port of that broker (required)", &config.port);
+  flags.Int({"--broker-pub-port"}, "PORT", "the broker's ring publisher (-1: -bp + 1)",
+            &broker_pub_port, -1, 65535);
   flags.Choice({"--workload"}, "run-phase workload (mix: put/get by --read-ratio)",
                &config.workload, kv::bench::WorkloadNames());
   flags.Add(
@@ -49,8 +54,9 @@ int main(int argc, char** argv) {
       "0.5");
   flags.Int({"--records"}, "N", "number of keys", &records, 1, int64_t{1} << 40);
   flags.Int({"--value-size"}, "B", "bytes per value", &value_size, 0, 64 << 20);
-  flags.Int({"--connections"}, "C", "connections to the node", &connections, 1, 4096);
-  flags.Int({"--inflight"}, "K", "requests outstanding per connection", &inflight, 1, 100000);
+  flags.Int({"--connections"}, "C", "connections to each node", &connections, 1, 4096);
+  flags.Int({"--inflight"}, "K", "requests outstanding per connection (C x K in all)", &inflight, 1,
+            100000);
   flags.Int({"--duration"}, "S", "stop the run phase after S seconds", &duration_s, 1, 86400);
   flags.Int({"--ops"}, "N", "stop the run phase after N ops (0: no count bound)", &ops, 0,
             int64_t{1} << 50);
@@ -93,6 +99,7 @@ int main(int argc, char** argv) {
   config.ops = ops;
   config.seed = static_cast<uint64_t>(seed);
   config.request_timeout = std::chrono::milliseconds(timeout_ms);
+  config.broker_pub_port = static_cast<int>(broker_pub_port);
   config.load_phase = !run_only;
   config.run_phase = !load_only;
   if (kv::Status s = kv::bench::ValidateConfig(config); !s.ok()) {
@@ -110,7 +117,7 @@ int main(int argc, char** argv) {
   } else {
     std::cout << kv::bench::FormatTable(config, *result) << std::flush;
   }
-  // Exit 1 when a phase got nothing done (e.g. no node at that address).
+  // Exit 1 when a phase got nothing done (e.g. nothing at that address).
   for (const auto* phase : {&result->load, &result->run}) {
     if (*phase && (*phase)->ops > 0 && (*phase)->errors == (*phase)->ops) return kExitFailure;
   }

@@ -4,249 +4,166 @@
 
 #include <algorithm>
 
-#include "schema/framing.h"
-#include "schema/socket.h"
+#include "kvclient/retry.h"
 
 namespace kv::client {
 namespace {
 
-bool IsPlainNotFound(std::string_view reason) {
-  return reason.empty() || reason.find("not found") != std::string_view::npos;
+bool IsWrite(Op op) { return op == Op::kPut || op == Op::kDelete; }
+
+Status WithCode(Status::Code code, std::string message) {
+  switch (code) {
+    case Status::Code::kNotResponsible:
+      return Status::NotResponsible(std::move(message));
+    case Status::Code::kOverloaded:
+      return Status::Overloaded(std::move(message));
+    case Status::Code::kTimeout:
+      return Status::Timeout(std::move(message));
+    default:
+      return Status::Unavailable(std::move(message));
+  }
 }
 
-std::string TimeoutMessage(const std::string& address, std::chrono::milliseconds timeout) {
-  return "no reply from " + address + " within " + std::to_string(timeout.count()) + " ms";
-}
-
-KvReply Own(const Reply& r) {
-  KvReply out;
-  out.request_id = r.request_id;
-  out.status = r.status;
-  out.key.assign(r.key);
-  out.value.assign(r.value);
-  out.reason.assign(r.reason);
-  out.metadata.assign(r.metadata);
-  out.ring_version = r.ring_version;
-  return out;
+// A refusal worth retrying, as "server_stopped from 127.0.0.1:5144".
+Status Refusal(const KvReply& reply, const std::string& from) {
+  std::string message = std::string(StatusWord(reply.status)) + " from " + from;
+  if (!reply.reason.empty()) message += " (" + reply.reason + ")";
+  return WithCode(ToStatus(reply).code(), std::move(message));
 }
 
 }  // namespace
 
-Status ToStatus(const KvReply& reply) {
-  std::string word = StatusWord(reply.status);
-  std::string detail = reply.reason.empty() ? word : word + ": " + reply.reason;
-  switch (reply.status) {
-    case WireStatus::PUT_SUCCESS:
-    case WireStatus::PUT_UPDATE:
-    case WireStatus::GET_SUCCESS:
-    case WireStatus::DELETE_SUCCESS:
-    case WireStatus::KEYRANGE_SUCCESS:
-    case WireStatus::KEYRANGE_READ_SUCCESS:
-      return Status::Ok();
-    case WireStatus::GET_ERROR:
-    case WireStatus::DELETE_ERROR:
-      if (IsPlainNotFound(reply.reason)) return Status::NotFound(detail);
-      return Status::InvalidArgument(detail);
-    case WireStatus::SERVER_NOT_RESPONSIBLE:
-      return Status::NotResponsible(detail);
-    case WireStatus::OVERLOADED:
-      return Status::Overloaded(detail);
-    case WireStatus::SERVER_WRITE_LOCK:
-    case WireStatus::SERVER_STOPPED:
-      return Status::Unavailable(detail);
-    case WireStatus::PUT_ERROR:
-    case WireStatus::BAD_REQUEST:
-      return Status::InvalidArgument(detail);
-  }
-  return Status::InvalidArgument(detail);
-}
-
-// ---------------------------------------------------------------------------
-// Connection
-
-Connection::Connection(zmq::context_t& ctx, std::string host, uint16_t port,
-                       ConnectionOptions options)
-    : ctx_(ctx),
-      host_(std::move(host)),
-      port_(port),
-      address_(host_ + ":" + std::to_string(port_)),
-      options_(options) {}
-
-Status Connection::Open() {
-  if (host_.empty()) return Status::InvalidArgument("empty host");
-  if (port_ == 0) return Status::InvalidArgument("port 0 is not a node's port");
-  try {
-    socket_.emplace(MakeSocket(ctx_, zmq::socket_type::dealer));
-    socket_->connect(TcpEndpoint(host_, port_));
-  } catch (const zmq::error_t& e) {
-    socket_.reset();
-    return Status::InvalidArgument("cannot connect to " + address_ + ": " + e.what());
-  }
-  return Status::Ok();
-}
-
-Result<uint64_t> Connection::Send(Op op, std::string_view key, std::string_view value,
-                                  uint64_t ring_version) {
-  if (!socket_) return Status::Unavailable("connection to " + address_ + " is not open");
-  Request request;
-  request.request_id = next_request_id_;
-  request.ring_version = ring_version;
-  request.op = op;
-  request.key = key;
-  request.value = value;
-  zmq::message_t frame = EncodeRequest(request);
-  try {
-    if (!socket_->send(frame, zmq::send_flags::dontwait)) {
-      return Status::Overloaded("send queue to " + address_ + " is full");
-    }
-  } catch (const zmq::error_t& e) {
-    return Status::IOError("send to " + address_ + " failed: " + e.what());
-  }
-  ++next_request_id_;
-  pending_.emplace(request.request_id, Pending{op, Clock::now()});
-  return request.request_id;
-}
-
-void Connection::ReadAvailable() {
-  if (!socket_) return;
-  std::vector<zmq::message_t> frames;
-  for (;;) {
-    size_t total = 0;
-    try {
-      total = RecvMultipart(*socket_, &frames, 1, zmq::recv_flags::dontwait);
-    } catch (const zmq::error_t& e) {
-      spdlog::warn("receive from {} failed: {}", address_, e.what());
-      return;
-    }
-    if (total == 0) return;
-    if (total != 1) {
-      spdlog::warn("dropping a {}-frame reply from {} (expected 1 frame)", total, address_);
-      continue;
-    }
-    Reply reply;
-    Status s = DecodeReply(frames[0], scratch_, &reply);
-    if (!s.ok()) {
-      spdlog::warn("dropping an unreadable reply from {}: {}", address_, s.ToString());
-      continue;
-    }
-    auto it = pending_.find(reply.request_id);
-    if (it == pending_.end()) {
-      ++stale_replies_;
-      spdlog::debug("dropping reply {} from {}: no such request in flight", reply.request_id,
-                    address_);
-      continue;
-    }
-    ready_.push_back(Completion{reply.request_id, it->second.op, it->second.sent_at, Own(reply)});
-    pending_.erase(it);
-  }
-}
-
-void Connection::ExpireBefore(Clock::time_point now) {
-  while (!pending_.empty()) {
-    auto it = pending_.begin();
-    if (now - it->second.sent_at < options_.request_timeout) break;
-    ready_.push_back(
-        Completion{it->first, it->second.op, it->second.sent_at,
-                   Status::Timeout(TimeoutMessage(address_, options_.request_timeout))});
-    pending_.erase(it);
-  }
-}
-
-void Connection::Collect(Clock::time_point now, std::vector<Completion>* out) {
-  ReadAvailable();
-  ExpireBefore(now);
-  for (auto& c : ready_) out->push_back(std::move(c));
-  ready_.clear();
-}
-
-Result<KvReply> Connection::Await(uint64_t request_id) {
-  auto take_ready = [&]() -> std::optional<Result<KvReply>> {
-    for (auto it = ready_.begin(); it != ready_.end(); ++it) {
-      if (it->request_id == request_id) {
-        Result<KvReply> r = std::move(it->result);
-        ready_.erase(it);
-        return r;
-      }
-    }
-    return std::nullopt;
-  };
-  auto pending = pending_.find(request_id);
-  if (pending == pending_.end()) {
-    if (auto r = take_ready()) return std::move(*r);
-    return Status::InvalidArgument("request " + std::to_string(request_id) + " is not in flight");
-  }
-  const Clock::time_point deadline = pending->second.sent_at + options_.request_timeout;
-  for (;;) {
-    ReadAvailable();
-    if (auto r = take_ready()) return std::move(*r);
-    auto now = Clock::now();
-    if (now >= deadline) {
-      pending_.erase(request_id);
-      return Status::Timeout(TimeoutMessage(address_, options_.request_timeout));
-    }
-    auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
-    zmq::pollitem_t item = PollItem();
-    try {
-      zmq::poll(&item, 1, wait);
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) return Status::IOError("poll failed: " + std::string(e.what()));
-    }
-  }
-}
-
-std::optional<Clock::time_point> Connection::NextDeadline() const {
-  if (pending_.empty()) return std::nullopt;
-  return pending_.begin()->second.sent_at + options_.request_timeout;
-}
-
-zmq::pollitem_t Connection::PollItem() {
-  // Without a socket, fd -1 with no events makes zmq::poll ignore the item
-  // (a null socket with fd 0 would poll stdin).
-  if (!socket_) return zmq::pollitem_t{nullptr, -1, 0, 0};
-  return zmq::pollitem_t{socket_->handle(), 0, ZMQ_POLLIN, 0};
-}
-
-// ---------------------------------------------------------------------------
-// KvClient
-
-KvClient::KvClient(ClientOptions options) : options_(options) {}
+KvClient::KvClient(ClientOptions options)
+    : options_(options),
+      router_(ctx_, RouterOptions{options.request_timeout, options.broker_pub_port, 1}),
+      seeds_(std::random_device{}()) {}
 
 KvClient::~KvClient() { Disconnect(); }
 
 Status KvClient::Connect(const std::string& host, uint16_t port) {
-  Disconnect();
-  auto connection =
-      std::make_unique<Connection>(ctx_, host, port, ConnectionOptions{options_.request_timeout});
-  Status s = connection->Open();
-  if (!s.ok()) return s;
-  connection_ = std::move(connection);
-  spdlog::debug("connecting to {}", connection_->address());
-  return Status::Ok();
+  reply_ring_version_ = 0;
+  return router_.Connect(host, port);
 }
 
-void KvClient::Disconnect() { connection_.reset(); }
-
-std::string KvClient::address() const { return connection_ ? connection_->address() : ""; }
+void KvClient::Disconnect() { router_.Disconnect(); }
 
 void KvClient::set_request_timeout(std::chrono::milliseconds timeout) {
   options_.request_timeout = timeout;
-  if (connection_) connection_->set_request_timeout(timeout);
+  router_.set_request_timeout(timeout);
 }
 
-Result<Connection*> KvClient::ConnectionFor(std::string_view /*key*/) {
-  // TODO(routing): look the key up in the ring (std::shared_ptr<const Ring>)
-  // and return the connection of its primary, opening it on first use.
-  if (!connection_) return Status::Unavailable("not connected (use connect <host> <port>)");
-  return connection_.get();
-}
+uint64_t KvClient::ring_version() const { return std::max(reply_ring_version_, router_.version()); }
 
 Result<KvReply> KvClient::Call(Op op, std::string_view key, std::string_view value) {
-  auto connection = ConnectionFor(key);
+  if (!router_.connected()) {
+    return Status::Unavailable("not connected (use connect <host> <port>)");
+  }
+  const Clock::time_point give_up_at = Clock::now() + options_.retry_budget;
+  Backoff backoff(options_.retry_initial_backoff, options_.retry_max_backoff, seeds_());
+  int refreshes = 0;
+  for (;;) {
+    router_.PollUpdates();
+    Status problem;  // why this attempt did not get a definite answer
+    auto connection = router_.ConnectionFor(key);
+    if (!connection.ok()) {
+      // No route (a broker without a ring yet): ask again, then back off.
+      if (connection.status().code() != Status::Code::kUnavailable) return connection.status();
+      problem = connection.status();
+      if (refreshes < options_.max_refreshes) {
+        ++refreshes;
+        if (router_.Refresh().ok() && !router_.table().empty()) continue;
+      }
+    } else {
+      Connection* c = *connection;
+      const std::string from = c->address();
+      auto id = c->Send(op, key, value, router_.version());
+      if (!id.ok()) {
+        if (id.status().code() != Status::Code::kOverloaded) return id.status();
+        problem = id.status();
+      } else {
+        auto reply = c->Await(*id);
+        if (!reply.ok()) {
+          if (!reply.status().IsTimeout()) return reply.status();
+          if (IsWrite(op)) {
+            // Not retried: the node may have applied the write and only the
+            // reply was lost. Sent again later, it could overwrite a newer
+            // value another client wrote meanwhile with this stale one (or
+            // delete a key re-created since). The caller decides.
+            return Status::Timeout(reply.status().message() + "; outcome unknown: the " +
+                                   OpName(op) + " may have been applied");
+          }
+          problem = reply.status();  // a get: safe to ask again
+          router_.NoteTimeout(from);
+        } else {
+          reply_ring_version_ = std::max(reply_ring_version_, reply->ring_version);
+          switch (reply->status) {
+            case WireStatus::SERVER_NOT_RESPONSIBLE:
+              problem = Refusal(*reply, from);
+              if (refreshes < options_.max_refreshes) {
+                ++refreshes;
+                if (Status s = router_.Refresh(from); !s.ok()) {
+                  spdlog::debug("ring refresh failed: {}", s.ToString());
+                }
+                continue;  // resend at once, by the refreshed table
+              }
+              break;  // the node lags behind our ring: give it time
+            case WireStatus::SERVER_STOPPED:
+            case WireStatus::SERVER_WRITE_LOCK:
+            case WireStatus::OVERLOADED:
+              // Refused before anything was applied, so even writes may retry.
+              problem = Refusal(*reply, from);
+              break;
+            default:
+              return reply;
+          }
+        }
+      }
+    }
+    const Clock::time_point now = Clock::now();
+    if (now >= give_up_at) {
+      return WithCode(problem.code(), "gave up after " + FormatDuration(options_.retry_budget) +
+                                          ": " + problem.message());
+    }
+    // The last pause is cut short so that one more attempt ends the budget.
+    const auto pause =
+        std::min(backoff.Next(), std::chrono::ceil<std::chrono::milliseconds>(give_up_at - now));
+    spdlog::debug("{} {}: {}; retrying in {} ms", OpName(op), key, problem.message(),
+                  pause.count());
+    router_.WaitForUpdate(pause);
+  }
+}
+
+Result<KvReply> KvClient::CallKeyless(Op op) {
+  if (!router_.connected()) {
+    return Status::Unavailable("not connected (use connect <host> <port>)");
+  }
+  if (router_.via_broker()) return KeyrangeFromRing(op);
+  // One attempt: the answer is about the node asked, whatever it says.
+  auto connection = router_.KeylessConnection();
   if (!connection.ok()) return connection.status();
-  auto id = (*connection)->Send(op, key, value);
+  auto id = (*connection)->Send(op);
   if (!id.ok()) return id.status();
   auto reply = (*connection)->Await(*id);
-  if (reply.ok()) ring_version_ = std::max(ring_version_, reply->ring_version);
+  if (reply.ok()) reply_ring_version_ = std::max(reply_ring_version_, reply->ring_version);
+  return reply;
+}
+
+Result<KvReply> KvClient::KeyrangeFromRing(Op op) {
+  router_.PollUpdates();
+  if (!router_.table().ring()) {
+    if (Status s = router_.Refresh(); !s.ok()) return s;
+  }
+  const auto& ring = router_.table().ring();
+  if (!ring) return Status::Unavailable("the broker at " + address() + " has no ring yet");
+  KvReply reply;
+  reply.ring_version = ring->version();
+  if (op == Op::kKeyrange) {
+    reply.status = WireStatus::KEYRANGE_SUCCESS;
+    reply.metadata = ring->KeyrangeText();
+  } else {
+    reply.status = WireStatus::KEYRANGE_READ_SUCCESS;
+    reply.metadata = ring->KeyrangeReadText();
+  }
   return reply;
 }
 
@@ -255,7 +172,7 @@ Result<KvReply> KvClient::Put(std::string_view key, std::string_view value) {
 }
 Result<KvReply> KvClient::Get(std::string_view key) { return Call(Op::kGet, key, {}); }
 Result<KvReply> KvClient::Delete(std::string_view key) { return Call(Op::kDelete, key, {}); }
-Result<KvReply> KvClient::Keyrange() { return Call(Op::kKeyrange, {}, {}); }
-Result<KvReply> KvClient::KeyrangeRead() { return Call(Op::kKeyrangeRead, {}, {}); }
+Result<KvReply> KvClient::Keyrange() { return CallKeyless(Op::kKeyrange); }
+Result<KvReply> KvClient::KeyrangeRead() { return CallKeyless(Op::kKeyrangeRead); }
 
 }  // namespace kv::client

@@ -1,139 +1,59 @@
-// The client library: talks the client protocol (schema/kv.capnp, framed as in
-// schema/framing.h) to kvnodes. A Connection is one DEALER to one node with
-// many requests in flight, matched to replies by client-chosen request ids;
-// KvClient is the synchronous per-key API the shell (and later routing) uses.
+// The client library's synchronous API: KvClient puts, gets and deletes keys
+// on a cluster (or a standalone node) through a Router, which sends each
+// request straight to the node responsible for the key, and applies the retry
+// policy. Connection (one DEALER to one node) is in connection.h, routing in
+// router.h and routing_table.h, node/broker detection in discovery.h.
+//
+// Connect(host, port) accepts a kvnode or a kvbroker and tells them apart by
+// asking: a kv `keyrange` request first; a kv Reply means a node, and its
+// keyrange text is the first routing table. A control-protocol reply (the
+// broker refusing a kv frame) or no reply within request_timeout means: send a
+// control getRing; a control reply means a broker, its ring is the routing
+// table, and the client also subscribes to the broker's pub port (port + 1
+// unless broker_pub_port says otherwise) for newer rings. An address where
+// nothing answers either is treated as a node that is not up yet.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
-#include <map>
 #include <memory>
-#include <optional>
+#include <random>
 #include <string>
 #include <string_view>
-#include <vector>
-#include <zmq.hpp>
 
+#include "kvclient/connection.h"
+#include "kvclient/router.h"
 #include "schema/status.h"
 #include "schema/wire.h"
 
 namespace kv::client {
 
-using Clock = std::chrono::steady_clock;
-
-// A reply that owns its bytes (wire::Reply only views the frame).
-struct KvReply {
-  uint64_t request_id = 0;
-  WireStatus status = WireStatus::BAD_REQUEST;
-  std::string key;
-  std::string value;
-  std::string reason;
-  std::string metadata;       // keyrange text "<from>,<to>,<ip>:<port>;..."
-  uint64_t ring_version = 0;  // the answering node's ring version
-};
-
-// Maps a reply's status word to a Status a program can branch on: OK for the
-// success words, NotFound for get_error/delete_error without another reason,
-// NotResponsible, Overloaded, Unavailable (write lock, stopped) and
-// InvalidArgument (bad_request, put_error) otherwise.
-Status ToStatus(const KvReply& reply);
-
-struct ConnectionOptions {
-  // How long a request may wait for its reply before it counts as timed out.
-  std::chrono::milliseconds request_timeout{3000};
-};
-
-// One finished request: a reply arrived (result ok) or the request expired
-// (result is Status::Timeout).
-struct Completion {
-  uint64_t request_id = 0;
-  Op op = Op::kGet;
-  Clock::time_point sent_at;
-  Result<KvReply> result = Status::Timeout("");
-};
-
-// One DEALER socket connected to one node, with any number of requests in
-// flight. Request ids are chosen here (1, 2, 3, ... per connection); a reply
-// whose id is not in flight (late after a timeout, duplicated, or id 0 from an
-// unreadable request) is counted in stale_replies() and dropped. Not
-// thread-safe: one thread owns a Connection. The context must outlive it.
-class Connection {
- public:
-  Connection(zmq::context_t& ctx, std::string host, uint16_t port, ConnectionOptions options = {});
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
-
-  // Creates the socket and starts connecting (ZeroMQ connects in the
-  // background, so an absent node shows up later as timeouts).
-  [[nodiscard]] Status Open();
-
-  // "host:port", as used in messages.
-  const std::string& address() const { return address_; }
-  const ConnectionOptions& options() const { return options_; }
-  // Applies to requests already in flight too.
-  void set_request_timeout(std::chrono::milliseconds timeout) {
-    options_.request_timeout = timeout;
-  }
-  size_t in_flight() const { return pending_.size(); }
-  uint64_t stale_replies() const { return stale_replies_; }
-
-  // Queues one request without blocking and returns its request id.
-  // Overloaded when the socket's send queue is full.
-  Result<uint64_t> Send(Op op, std::string_view key = {}, std::string_view value = {},
-                        uint64_t ring_version = 0);
-
-  // Appends every completion available now (replies already received, and
-  // requests older than the timeout at `now`) to *out; never blocks.
-  void Collect(Clock::time_point now, std::vector<Completion>* out);
-
-  // Blocks until the reply to `request_id` arrives or its timeout passes.
-  // Other completions that arrive meanwhile are kept for the next Collect.
-  Result<KvReply> Await(uint64_t request_id);
-
-  // Stops waiting for a request; a reply that still arrives is stale.
-  void Forget(uint64_t request_id) { pending_.erase(request_id); }
-
-  // When the oldest request in flight times out (nullopt if none in flight).
-  std::optional<Clock::time_point> NextDeadline() const;
-
-  // For zmq::poll over several connections (single-threaded event loops).
-  zmq::pollitem_t PollItem();
-
- private:
-  struct Pending {
-    Op op;
-    Clock::time_point sent_at;
-  };
-  // Reads replies already waiting on the socket into ready_.
-  void ReadAvailable();
-  void ExpireBefore(Clock::time_point now);
-
-  zmq::context_t& ctx_;
-  std::string host_;
-  uint16_t port_;
-  std::string address_;
-  ConnectionOptions options_;
-  std::optional<zmq::socket_t> socket_;
-  uint64_t next_request_id_ = 1;
-  // Ordered by id, which is also send order, so the oldest is first.
-  std::map<uint64_t, Pending> pending_;
-  std::deque<Completion> ready_;
-  uint64_t stale_replies_ = 0;
-  DecodeScratch scratch_;
-};
-
 struct ClientOptions {
-  // Per-request timeout; a request without a reply by then returns Timeout.
+  // Per-request timeout; also bounds each probe, getRing and keyrange refresh.
   std::chrono::milliseconds request_timeout{3000};
+  // The broker's ring publisher (kvbroker --pub-port); -1 = its control port + 1.
+  int broker_pub_port = -1;
+  // Back-off before retrying server_stopped, server_write_lock, overloaded or
+  // a timed-out get: starts here, doubles per retry up to the cap, jittered.
+  std::chrono::milliseconds retry_initial_backoff{10};
+  std::chrono::milliseconds retry_max_backoff{500};
+  // A request that still cannot be served after this long gives up with an
+  // error naming the last problem ("gave up after 10 s: server_stopped from
+  // 127.0.0.1:5144"). 0 = one attempt, no retries.
+  std::chrono::milliseconds retry_budget{10000};
+  // Ring refreshes one request may trigger on server_not_responsible (each is
+  // followed by an immediate resend); later redirects only back off.
+  int max_refreshes = 3;
 };
 
-// Synchronous key-value API: each call sends one request and waits for its
-// reply or the timeout. A Result is ok whenever a node answered, whatever the
-// status word; errors are local (not connected, timeout, send queue full).
-// Which node a key goes to is decided in one private place (ConnectionFor), so
-// routing over a ring of nodes can be added without changing callers.
-// Not thread-safe; one thread owns a KvClient.
+// Synchronous key-value API: each call routes one request to the node
+// responsible for the key and waits for its reply, retrying as ClientOptions
+// describes. A Result is ok when a node gave a definite answer, whatever its
+// status word (put_error, get_error, ...); a key request never returns
+// server_not_responsible, server_stopped, server_write_lock or overloaded as
+// a reply: it retries, and once the budget is spent returns an error. Other
+// errors: not connected, a put or delete that timed out (outcome unknown),
+// send queue full. Not thread-safe; one thread owns a KvClient.
 class KvClient {
  public:
   explicit KvClient(ClientOptions options = {});
@@ -141,33 +61,39 @@ class KvClient {
   KvClient(const KvClient&) = delete;
   KvClient& operator=(const KvClient&) = delete;
 
-  // Replaces any current connection.
+  // Replaces any current connection; detects node or broker (see above).
   [[nodiscard]] Status Connect(const std::string& host, uint16_t port);
   void Disconnect();
-  bool connected() const { return connection_ != nullptr; }
-  // "host:port" of the current connection, empty when not connected.
-  std::string address() const;
+  bool connected() const { return router_.connected(); }
+  // "host:port" as given to Connect, empty when not connected.
+  std::string address() const { return router_.address(); }
+  bool via_broker() const { return router_.via_broker(); }
+  // The routing state, for status displays and tests.
+  const Router& router() const { return router_; }
 
   void set_request_timeout(std::chrono::milliseconds timeout);
   std::chrono::milliseconds request_timeout() const { return options_.request_timeout; }
-  // Highest ring version seen in any reply (0 before the first reply).
-  uint64_t ring_version() const { return ring_version_; }
+  // Highest ring version seen in any reply or routing table (0 before any).
+  uint64_t ring_version() const;
 
   Result<KvReply> Put(std::string_view key, std::string_view value);
   Result<KvReply> Get(std::string_view key);
   Result<KvReply> Delete(std::string_view key);
+  // From the connected node; through a broker, built from its current ring
+  // (Ring::KeyrangeText / KeyrangeReadText) with the ring's version.
   Result<KvReply> Keyrange();
   Result<KvReply> KeyrangeRead();
 
  private:
-  // The connection that serves `key` (any connection for keyless requests).
-  Result<Connection*> ConnectionFor(std::string_view key);
   Result<KvReply> Call(Op op, std::string_view key, std::string_view value);
+  Result<KvReply> CallKeyless(Op op);
+  Result<KvReply> KeyrangeFromRing(Op op);
 
   ClientOptions options_;
   zmq::context_t ctx_;
-  std::unique_ptr<Connection> connection_;
-  uint64_t ring_version_ = 0;
+  Router router_;
+  uint64_t reply_ring_version_ = 0;
+  std::mt19937_64 seeds_;  // seeds each request's back-off jitter
 };
 
 }  // namespace kv::client

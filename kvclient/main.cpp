@@ -1,4 +1,5 @@
-// kvclient: the shell for a kvnode. Interactive on a terminal (libedit),
+// kvclient: the shell for a kvnode or a cluster (through its kvbroker; every
+// key goes to its node). Interactive on a terminal (libedit),
 // scripted when stdin is not a terminal, or one-shot when a command follows
 // the flags. Flags fill ShellFlags; everything else lives in kvclient_lib.
 #include <unistd.h>
@@ -15,10 +16,12 @@ namespace {
 
 // The command line of one kvclient process.
 struct ShellFlags {
-  std::string host;                   // -bh: node to connect to at start ("" = none)
-  uint16_t port = 0;                  // -bp: its client port
+  std::string host;                   // -bh: node or broker to connect to at start ("" = none)
+  uint16_t port = 0;                  // -bp: its client (node) or control (broker) port
   std::string log_level = "WARNING";  // -ll: spdlog to stderr
   int64_t timeout_ms = 3000;          // --timeout-ms: per-request timeout
+  int64_t retry_budget_ms = 10000;    // --retry-budget-ms: how long a request may retry
+  int64_t broker_pub_port = -1;       // --broker-pub-port: -1 = -bp + 1
 };
 
 constexpr int kExitFailure = 1;
@@ -61,14 +64,23 @@ int RunOneShot(kv::shell::Shell& shell, const kv::client::KvClient& client,
 
 int main(int argc, char** argv) {
   ShellFlags config;
-  kv::FlagParser flags("kvclient", "Shell for a kvnode: put, get, delete and keyrange.");
-  flags.String({"-bh", "--host"}, "HOST", "node to connect to at start (with -bp)", &config.host);
-  flags.Port({"-bp", "--port"}, "client port of that node (with -bh)", &config.port);
+  kv::FlagParser flags("kvclient",
+                       "Shell for a kvnode or a cluster (via its kvbroker): put, get, delete and "
+                       "keyrange.");
+  flags.String({"-bh", "--host"}, "HOST", "node or broker to connect to at start (with -bp)",
+               &config.host);
+  flags.Port({"-bp", "--port"}, "client port of that node or control port of that broker",
+             &config.port);
   flags.String({"-ll", "--log-level"}, "LEVEL",
                "ALL|FINE|INFO|WARNING|SEVERE|OFF or trace..off; logs go to stderr",
                &config.log_level);
   flags.Int({"--timeout-ms"}, "N", "how long to wait for each reply", &config.timeout_ms, 1,
             3'600'000);
+  flags.Int({"--retry-budget-ms"}, "N",
+            "how long a request may retry server_stopped, overloaded or a timed-out get",
+            &config.retry_budget_ms, 0, 3'600'000);
+  flags.Int({"--broker-pub-port"}, "PORT", "the broker's ring publisher (-1: -bp + 1)",
+            &config.broker_pub_port, -1, 65535);
   kv::Status parsed = flags.Parse(argc, argv, /*stop_at_positional=*/true);
   if (!parsed.ok()) {
     std::cerr << "kvclient: " << parsed.message() << std::endl;
@@ -92,8 +104,11 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
-  kv::client::KvClient client(
-      kv::client::ClientOptions{std::chrono::milliseconds(config.timeout_ms)});
+  kv::client::ClientOptions options;
+  options.request_timeout = std::chrono::milliseconds(config.timeout_ms);
+  options.retry_budget = std::chrono::milliseconds(config.retry_budget_ms);
+  options.broker_pub_port = static_cast<int>(config.broker_pub_port);
+  kv::client::KvClient client(options);
   if (!config.host.empty()) {
     if (kv::Status s = client.Connect(config.host, config.port); !s.ok()) {
       std::cout << kv::shell::FormatError(s) << std::endl;

@@ -226,14 +226,16 @@ std::string HelpText(bool one_line) {
            "| help | quit";
   }
   return "commands:\n"
-         "  connect <host> <port>  connect to a node (replaces any current connection)\n"
+         "  connect <host> <port>  connect to a node, or to a cluster's broker (replaces any\n"
+         "                         current connection); keys then go to the node owning them\n"
          "  disconnect             close the connection\n"
          "  put <key> <value>      store value: the rest of the line after one space, "
          "spaces kept\n"
          "  put <key>              delete key (as in the seed system)\n"
          "  get <key>              print the value of key\n"
          "  delete <key>           remove key\n"
-         "  keyrange               print the write ranges: <from>,<to>,<ip>:<port>;...\n"
+         "  keyrange               print the write ranges: <from>,<to>,<ip>:<port>;... (from\n"
+         "                         the node, or from the broker's ring)\n"
          "  keyrange_read          print the read ranges (primary plus replicas)\n"
          "  logLevel <level>       ALL|FINE|INFO|WARNING|SEVERE|OFF (or trace..off); logs "
          "go to stderr\n"

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "schema/framing.h"
+#include "schema/hash.h"
 #include "schema/socket.h"
 
 using kv::Op;
@@ -61,12 +62,13 @@ class FakeNode {
   }
 
   void Reply(const Received& to, uint64_t request_id, WireStatus status,
-             const std::string& value = "") {
+             const std::string& value = "", const std::string& metadata = "") {
     kv::Reply reply;
     reply.request_id = request_id;
     reply.status = status;
     reply.key = to.key;
     reply.value = value;
+    reply.metadata = metadata;
     reply.ring_version = 7;
     zmq::message_t identity;
     identity.copy(const_cast<zmq::message_t&>(to.identity));
@@ -170,25 +172,46 @@ TEST_CASE("a request past its timeout completes as Timeout and its late reply is
   CHECK(c.stale_replies() == 1);
 }
 
-TEST_CASE("KvClient returns Timeout naming the node when no reply comes", "[client]") {
+TEST_CASE("KvClient gives up on a silent node: gets after the retry budget, puts at once",
+          "[client]") {
   FakeNode node;  // receives but never answers
-  KvClient client(kv::client::ClientOptions{100ms});
+  kv::client::ClientOptions options;
+  options.request_timeout = 100ms;
+  options.retry_budget = 300ms;
+  KvClient client(options);
+  // Nothing answers the probe: treated as a node that is not up yet.
   REQUIRE(client.Connect("127.0.0.1", node.port()).ok());
+  CHECK_FALSE(client.router().detected());
+  const std::string no_reply =
+      "no reply from 127.0.0.1:" + std::to_string(node.port()) + " within 100 ms";
+
   auto started = Clock::now();
-  auto reply = client.Get("k");
-  REQUIRE_FALSE(reply.ok());
-  CHECK(reply.status().IsTimeout());
-  CHECK(reply.status().message() ==
-        "no reply from 127.0.0.1:" + std::to_string(node.port()) + " within 100 ms");
+  auto get = client.Get("k");
+  REQUIRE_FALSE(get.ok());
+  CHECK(get.status().IsTimeout());
+  CHECK(get.status().message() == "gave up after 300 ms: " + no_reply);
   CHECK(Clock::now() - started < 2s);
+
+  started = Clock::now();
+  auto put = client.Put("k", "v");
+  REQUIRE_FALSE(put.ok());
+  CHECK(put.status().IsTimeout());
+  CHECK(put.status().message() == no_reply + "; outcome unknown: the put may have been applied");
+  CHECK(Clock::now() - started < 300ms);  // one attempt, never resent blindly
 }
 
 TEST_CASE("KvClient sends the key and value as given and returns the node's reply", "[client]") {
   FakeNode node;
   std::optional<Received> seen;
-  // The node answers one request from its own thread (the socket is handed
-  // over to it); Receive bounds the wait.
+  // The node answers the client's probe (keyrange) and then one request from
+  // its own thread (the socket is handed over to it); Receive bounds the wait.
+  const kv::Hash128 own = kv::NodePosition("127.0.0.1", node.port());
+  const std::string standalone =
+      own.Next().ToHex() + "," + own.ToHex() + ",127.0.0.1:" + std::to_string(node.port()) + ";";
   std::thread server([&] {
+    auto probe = node.Receive();
+    if (!probe || probe->op != Op::kKeyrange) return;
+    node.Reply(*probe, probe->request_id, WireStatus::KEYRANGE_SUCCESS, "", standalone);
     seen = node.Receive();
     if (seen) node.Reply(*seen, seen->request_id, WireStatus::PUT_UPDATE);
   });

@@ -1,0 +1,222 @@
+#include "kvclient/connection.h"
+
+#include <spdlog/spdlog.h>
+
+#include "schema/framing.h"
+#include "schema/socket.h"
+
+namespace kv::client {
+namespace {
+
+bool IsPlainNotFound(std::string_view reason) {
+  return reason.empty() || reason.find("not found") != std::string_view::npos;
+}
+
+std::string TimeoutMessage(const std::string& address, std::chrono::milliseconds timeout) {
+  return "no reply from " + address + " within " + std::to_string(timeout.count()) + " ms";
+}
+
+KvReply Own(const Reply& r) {
+  KvReply out;
+  out.request_id = r.request_id;
+  out.status = r.status;
+  out.key.assign(r.key);
+  out.value.assign(r.value);
+  out.reason.assign(r.reason);
+  out.metadata.assign(r.metadata);
+  out.ring_version = r.ring_version;
+  return out;
+}
+
+}  // namespace
+
+std::optional<uint16_t> ProtocolVersionOf(const zmq::message_t& frame) {
+  auto reader = FrameReader::Open(frame);
+  if (!reader.ok()) return std::nullopt;
+  uint16_t version = 0;
+  Status s = ReadUntrusted([&] {
+    version = (*reader)->Root<wire::Reply>().getVersion();
+    return Status::Ok();
+  });
+  if (!s.ok()) return std::nullopt;
+  return version;
+}
+
+Status ToStatus(const KvReply& reply) {
+  std::string word = StatusWord(reply.status);
+  std::string detail = reply.reason.empty() ? word : word + ": " + reply.reason;
+  switch (reply.status) {
+    case WireStatus::PUT_SUCCESS:
+    case WireStatus::PUT_UPDATE:
+    case WireStatus::GET_SUCCESS:
+    case WireStatus::DELETE_SUCCESS:
+    case WireStatus::KEYRANGE_SUCCESS:
+    case WireStatus::KEYRANGE_READ_SUCCESS:
+      return Status::Ok();
+    case WireStatus::GET_ERROR:
+    case WireStatus::DELETE_ERROR:
+      if (IsPlainNotFound(reply.reason)) return Status::NotFound(detail);
+      return Status::InvalidArgument(detail);
+    case WireStatus::SERVER_NOT_RESPONSIBLE:
+      return Status::NotResponsible(detail);
+    case WireStatus::OVERLOADED:
+      return Status::Overloaded(detail);
+    case WireStatus::SERVER_WRITE_LOCK:
+    case WireStatus::SERVER_STOPPED:
+      return Status::Unavailable(detail);
+    case WireStatus::PUT_ERROR:
+    case WireStatus::BAD_REQUEST:
+      return Status::InvalidArgument(detail);
+  }
+  return Status::InvalidArgument(detail);
+}
+
+Connection::Connection(zmq::context_t& ctx, std::string host, uint16_t port,
+                       ConnectionOptions options)
+    : ctx_(ctx),
+      host_(std::move(host)),
+      port_(port),
+      address_(host_ + ":" + std::to_string(port_)),
+      options_(options) {}
+
+Status Connection::Open() {
+  if (host_.empty()) return Status::InvalidArgument("empty host");
+  if (port_ == 0) return Status::InvalidArgument("port 0 is not a node's port");
+  try {
+    socket_.emplace(MakeSocket(ctx_, zmq::socket_type::dealer));
+    socket_->connect(TcpEndpoint(host_, port_));
+  } catch (const zmq::error_t& e) {
+    socket_.reset();
+    return Status::InvalidArgument("cannot connect to " + address_ + ": " + e.what());
+  }
+  return Status::Ok();
+}
+
+Result<uint64_t> Connection::Send(Op op, std::string_view key, std::string_view value,
+                                  uint64_t ring_version) {
+  if (!socket_) return Status::Unavailable("connection to " + address_ + " is not open");
+  Request request;
+  request.request_id = next_request_id_;
+  request.ring_version = ring_version;
+  request.op = op;
+  request.key = key;
+  request.value = value;
+  zmq::message_t frame = EncodeRequest(request);
+  try {
+    if (!socket_->send(frame, zmq::send_flags::dontwait)) {
+      return Status::Overloaded("send queue to " + address_ + " is full");
+    }
+  } catch (const zmq::error_t& e) {
+    return Status::IOError("send to " + address_ + " failed: " + e.what());
+  }
+  ++next_request_id_;
+  pending_.emplace(request.request_id, Pending{op, Clock::now()});
+  return request.request_id;
+}
+
+void Connection::ReadAvailable() {
+  if (!socket_) return;
+  std::vector<zmq::message_t> frames;
+  for (;;) {
+    size_t total = 0;
+    try {
+      total = RecvMultipart(*socket_, &frames, 1, zmq::recv_flags::dontwait);
+    } catch (const zmq::error_t& e) {
+      spdlog::warn("receive from {} failed: {}", address_, e.what());
+      return;
+    }
+    if (total == 0) return;
+    if (total != 1) {
+      spdlog::warn("dropping a {}-frame reply from {} (expected 1 frame)", total, address_);
+      continue;
+    }
+    Reply reply;
+    Status s = DecodeReply(frames[0], scratch_, &reply);
+    if (!s.ok()) {
+      if (ProtocolVersionOf(frames[0]) == wire::CONTROL_VERSION) {
+        // A kvbroker answering a kv request: there is no request id to match.
+        ++control_replies_;
+        spdlog::debug("dropping a control-protocol reply from {} (a kvbroker?)", address_);
+        continue;
+      }
+      spdlog::warn("dropping an unreadable reply from {}: {}", address_, s.ToString());
+      continue;
+    }
+    auto it = pending_.find(reply.request_id);
+    if (it == pending_.end()) {
+      ++stale_replies_;
+      spdlog::debug("dropping reply {} from {}: no such request in flight", reply.request_id,
+                    address_);
+      continue;
+    }
+    ready_.push_back(Completion{reply.request_id, it->second.op, it->second.sent_at, Own(reply)});
+    pending_.erase(it);
+  }
+}
+
+void Connection::ExpireBefore(Clock::time_point now) {
+  while (!pending_.empty()) {
+    auto it = pending_.begin();
+    if (now - it->second.sent_at < options_.request_timeout) break;
+    ready_.push_back(
+        Completion{it->first, it->second.op, it->second.sent_at,
+                   Status::Timeout(TimeoutMessage(address_, options_.request_timeout))});
+    pending_.erase(it);
+  }
+}
+
+void Connection::Collect(Clock::time_point now, std::vector<Completion>* out) {
+  ReadAvailable();
+  ExpireBefore(now);
+  for (auto& c : ready_) out->push_back(std::move(c));
+  ready_.clear();
+}
+
+Result<KvReply> Connection::Await(uint64_t request_id) {
+  auto take_ready = [&]() -> std::optional<Result<KvReply>> {
+    for (auto it = ready_.begin(); it != ready_.end(); ++it) {
+      if (it->request_id == request_id) {
+        Result<KvReply> r = std::move(it->result);
+        ready_.erase(it);
+        return r;
+      }
+    }
+    return std::nullopt;
+  };
+  auto pending = pending_.find(request_id);
+  if (pending == pending_.end()) {
+    if (auto r = take_ready()) return std::move(*r);
+    return Status::InvalidArgument("request " + std::to_string(request_id) + " is not in flight");
+  }
+  const Clock::time_point deadline = pending->second.sent_at + options_.request_timeout;
+  for (;;) {
+    ReadAvailable();
+    if (auto r = take_ready()) return std::move(*r);
+    auto now = Clock::now();
+    if (now >= deadline) {
+      pending_.erase(request_id);
+      return Status::Timeout(TimeoutMessage(address_, options_.request_timeout));
+    }
+    auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+    zmq::pollitem_t item = PollItem();
+    try {
+      zmq::poll(&item, 1, wait);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) return Status::IOError("poll failed: " + std::string(e.what()));
+    }
+  }
+}
+
+std::optional<Clock::time_point> Connection::NextDeadline() const {
+  if (pending_.empty()) return std::nullopt;
+  return pending_.begin()->second.sent_at + options_.request_timeout;
+}
+
+zmq::pollitem_t Connection::PollItem() {
+  // Without a socket, fd -1 with no events makes zmq::poll ignore the item
+  // (a null socket with fd 0 would poll stdin).
+  if (!socket_) return zmq::pollitem_t{nullptr, -1, 0, 0};
+  return zmq::pollitem_t{socket_->handle(), 0, ZMQ_POLLIN, 0};
+}
+
+}  // namespace kv::client
