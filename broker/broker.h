@@ -1,0 +1,120 @@
+// kvbroker: the control plane's front door and the event plane's relay, in one
+// event loop (zmq_poll over three sockets and a stop pipe) that owns the work
+// queue, the ECS's credit, the last published ring and heartbeat times.
+//
+// Control plane, one ROUTER on --port. Every message is exactly
+//   [identity][ControlMessage]            (schema/control.capnp, one frame)
+//   node/client -> broker  request{join | leave | nodeFailed}  queued for the ECS
+//                          request{getRing}    answered at once from the ring cache
+//                          request{heartbeat}  answered ok at once; last-seen recorded
+//   broker -> node/client  reply{requestId, status, reason, ring}
+//   ECS -> broker          ecsReady(n)  n more credit; marks the sender as the ECS
+//                          (a new identity replaces the old ECS and voids its credit)
+//                          workDone{client, reply}  routed to client as reply
+//   broker -> ECS          work{client, request}    one queued request per credit
+// Queued requests go to the ECS in arrival order. A full queue (--max-queue)
+// answers overloaded at once; with no ECS or no credit the queue just waits.
+// workDone carries no credit: the ECS sends ecsReady again when it wants more.
+// Delivery is at most once: a request the ECS received but never answered
+// (it died) is not re-delivered; the requester times out and retries, so
+// join/leave/nodeFailed must be idempotent at the ECS. A request the broker
+// could not hand to the ECS at all (its connection is gone) stays queued.
+// Anything malformed (not a ControlMessage, wrong version, frames other than
+// identity + 1, reply/work sent to the broker, workDone from a non-ECS) is
+// logged and answered badRequest with the request id when one can be read.
+//
+// Event plane, the ZeroMQ guide's last-value cache:
+//   ECS PUB --connect--> XSUB on --sub-port   publications [topic "ring"][Ring]
+//   XPUB on --pub-port <--connect-- node/client SUB
+// The broker forwards a ring only when its version is higher than the cached
+// one (older, equal or malformed publications are logged and dropped) and
+// sends the cached ring again whenever a subscription matching "ring" arrives
+// (XPUB_VERBOSE), so a late subscriber gets it at once; existing subscribers
+// see it again and ignore it by version. Subscriptions are forwarded upstream;
+// the broker itself always subscribes to "ring" so the cache fills before any
+// subscriber exists. An ECS that restarts should read getRing and continue
+// numbering above it: lower versions are never forwarded.
+//
+// Not thread-safe except RequestStop(), which is async-signal-safe.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+#include <zmq.hpp>
+
+#include "broker/config.h"
+#include "broker/queue.h"
+#include "schema/status.h"
+#include "schema/wire.h"
+
+namespace kv {
+
+class Broker {
+ public:
+  using Clock = std::function<std::chrono::steady_clock::time_point()>;
+
+  // config must have gone through ResolvePorts. clock times heartbeats.
+  explicit Broker(BrokerConfig config, Clock clock = std::chrono::steady_clock::now);
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // Binds the three sockets and writes the port file; after it the port
+  // accessors return the bound ports.
+  Status Start();
+  // Runs until RequestStop().
+  Status Run();
+  // Safe to call from a signal handler or another thread.
+  void RequestStop();
+
+  uint16_t control_port() const { return control_port_; }
+  uint16_t pub_port() const { return pub_port_; }
+  uint16_t sub_port() const { return sub_port_; }
+
+ private:
+  void ProcessControl();
+  void HandleControl(std::vector<zmq::message_t>& frames, size_t total);
+  Status HandleRequest(const std::string& identity, wire::ControlRequest::Reader request);
+  Status HandleWorkDone(const std::string& identity, wire::RoutedReply::Reader done);
+  void HandleEcsReady(const std::string& identity, uint32_t credit);
+  void Enqueue(const std::string& identity, wire::ControlRequest::Reader request);
+  void Dispatch();
+  void LogDepthChange(size_t before, const char* what);
+
+  void ProcessPublications();
+  void HandlePublication(std::vector<zmq::message_t>& frames, size_t total);
+  void ProcessSubscriptions();
+  void SendCachedRing();
+
+  // Sends [identity][frame] on the control socket without blocking; false if
+  // the peer is gone or its queue is full.
+  bool SendTo(const std::string& identity, zmq::message_t frame);
+  void Reply(const std::string& identity, uint64_t request_id, wire::ControlStatus status,
+             const std::string& reason, bool with_ring = false);
+
+  BrokerConfig config_;
+  Clock clock_;
+  zmq::context_t ctx_{1};
+  zmq::socket_t control_;  // ROUTER
+  zmq::socket_t pub_;      // XPUB, downstream
+  zmq::socket_t sub_;      // XSUB, upstream
+  uint16_t control_port_ = 0, pub_port_ = 0, sub_port_ = 0;
+  int stop_pipe_[2] = {-1, -1};
+
+  WorkQueue queue_;
+  std::string ecs_;  // identity of the current ECS; empty = none yet
+
+  zmq::message_t ring_frame_;  // last forwarded Ring (empty = none yet)
+  uint64_t ring_version_ = 0;
+
+  // Last heartbeat per node, keyed "host:port". Failure detection comes later.
+  // TODO(robustness): prune entries once failure detection owns this map.
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> last_seen_;
+
+  std::vector<zmq::message_t> frames_;  // reused receive buffer
+};
+
+}  // namespace kv
