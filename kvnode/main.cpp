@@ -19,6 +19,15 @@ void OnSignal(int) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Block the stop signals until the handler is installed: threads started
+  // before then (spdlog's flusher, ZeroMQ's I/O thread, the store's flusher)
+  // inherit the mask, so SIGTERM always reaches the main thread's handler.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
   kv::NodeConfig c;
   kv::FlagParser flags("kvnode", "A storage node of the key-value store: serves clients from LMDB.");
   flags.String({"-a", "--address"}, "ADDR", "address to listen on", &c.address);
@@ -109,6 +118,7 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
 
   s = server.Run();
   g_server = nullptr;
