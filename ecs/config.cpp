@@ -1,0 +1,28 @@
+#include "ecs/config.h"
+
+namespace kv {
+
+Status ResolveConfig(EcsConfig* c) {
+  if (c->broker_host.empty()) return Status::InvalidArgument("-bh BROKER_HOST is required");
+  if (c->broker_port == 0) return Status::InvalidArgument("-bp BROKER_CONTROL_PORT is required");
+  if (!c->broker_sub_port) {
+    if (c->broker_port > 65535 - 2) {
+      return Status::InvalidArgument("broker port " + std::to_string(c->broker_port) +
+                                     " + 2 is not a port; give --broker-sub-port");
+    }
+    c->broker_sub_port = static_cast<uint16_t>(c->broker_port + 2);
+  }
+  if (*c->broker_sub_port == 0) return Status::InvalidArgument("--broker-sub-port must not be 0");
+  return Status::Ok();
+}
+
+CoordinatorConfig ToCoordinatorConfig(const EcsConfig& c) {
+  CoordinatorConfig out;
+  out.replication_factor = static_cast<int>(c.replication_factor);
+  out.batch_window = std::chrono::milliseconds(c.batch_window_ms);
+  out.transfer_timeout = std::chrono::milliseconds(c.transfer_timeout_ms);
+  out.max_held = static_cast<size_t>(c.credit);
+  return out;
+}
+
+}  // namespace kv

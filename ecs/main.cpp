@@ -1,0 +1,109 @@
+// kvecs: parses flags into an EcsConfig, sets up logging and signals, runs
+// the EcsServer until SIGINT/SIGTERM. Protocol: ecs/server.h; decisions:
+// ecs/coordinator.h; state: ecs/ring_store.h.
+#include <signal.h>
+
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "ecs/config.h"
+#include "ecs/server.h"
+#include "schema/flags.h"
+#include "schema/logging.h"
+
+namespace {
+
+kv::EcsServer* g_server = nullptr;  // for the signal handler only
+void OnSignal(int) {
+  if (g_server != nullptr) g_server->RequestStop();
+}
+
+// Setter for a port flag whose default depends on another flag.
+std::function<kv::Status(const std::string&)> OptionalPort(std::optional<uint16_t>* target) {
+  return [target](const std::string& v) {
+    size_t used = 0;
+    long n = -1;
+    try {
+      n = std::stol(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != v.size() || n < 1 || n > 65535) {
+      return kv::Status::InvalidArgument("'" + v + "' is not a port number (1-65535)");
+    }
+    *target = static_cast<uint16_t>(n);
+    return kv::Status::Ok();
+  };
+}
+
+int Fail(const std::string& message, int code) {
+  std::cerr << "kvecs: " << message << "\n";
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  kv::EcsConfig c;
+  kv::FlagParser flags("kvecs",
+                       "The external configuration service: owns the ring, turns join, leave "
+                       "and nodeFailed requests from the broker into ring versions, one "
+                       "transition at a time, with data hand-off between nodes.");
+  flags.String({"-bh", "--broker-host"}, "HOST", "broker host (required)", &c.broker_host);
+  flags.Port({"-bp", "--broker-port"}, "broker control port (required)", &c.broker_port);
+  flags.Add({"--broker-sub-port"}, "PORT", "broker XSUB port the ring is published to",
+            OptionalPort(&c.broker_sub_port), "broker port + 2");
+  flags.String({"-d", "--data-dir"}, "DIR", "state directory (LMDB), created if missing",
+               &c.data_dir);
+  flags.Int({"--replication-factor"}, "N", "copies of each range, stored in every ring",
+            &c.replication_factor, 1, 255);
+  flags.Int({"--batch-window-ms"}, "MS",
+            "wait this long after the first queued request, so a storm lands in one transition",
+            &c.batch_window_ms, 0, 3600000);
+  flags.Int({"--transfer-timeout-ms"}, "MS", "abort a transition whose hand-offs take longer",
+            &c.transfer_timeout_ms, 1, 86400000);
+  flags.Int({"--republish-ms"}, "MS", "publish the current ring again this often", &c.republish_ms,
+            1, 3600000);
+  flags.Int({"--credit"}, "N", "most requests the ECS holds unanswered", &c.credit, 1, 1000000);
+  flags.String({"-l", "--log-file"}, "FILE", "log file (default: stderr)", &c.log_file);
+  flags.String({"-ll", "--log-level"}, "LEVEL",
+               "ALL|FINE|INFO|WARNING|SEVERE|OFF or trace|debug|info|warn|error|off", &c.log_level);
+
+  kv::Status s = flags.Parse(argc, argv);
+  if (flags.help_requested()) {
+    std::cout << flags.Usage();
+    return 0;
+  }
+  if (s.ok() && !flags.positional().empty()) {
+    s = kv::Status::InvalidArgument("unexpected argument '" + flags.positional()[0] + "'");
+  }
+  if (s.ok()) s = kv::ResolveConfig(&c);
+  if (!s.ok()) return Fail(s.message() + " (-h for help)", 2);
+  auto level = kv::ParseLogLevel(c.log_level);
+  if (!level.ok()) return Fail(level.status().message(), 2);
+  s = kv::SetupLogging("kvecs", c.log_file, *level);
+  if (!s.ok()) return Fail(s.message(), 1);
+
+  kv::EcsServer server(c);
+  s = server.Start();
+  if (!s.ok()) {
+    spdlog::critical("cannot start: {}", s.ToString());
+    return Fail("cannot start: " + s.ToString(), 1);
+  }
+  g_server = &server;
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  s = server.Run();
+  g_server = nullptr;
+  if (!s.ok()) {
+    spdlog::critical("stopped with error: {}", s.ToString());
+    return 1;
+  }
+  return 0;
+}
