@@ -7,7 +7,7 @@
 using kv::client::Backoff;
 using namespace std::chrono_literals;
 
-TEST_CASE("back-off doubles from its start up to the cap, each pause jittered within [d/2, d]",
+TEST_CASE("back-off doubles from its start up to the cap, each pause jittered between half and all of it",
           "[client][retry]") {
   Backoff backoff(10ms, 500ms, 1);
   std::vector<std::chrono::milliseconds> ceilings = {10ms,  20ms,  40ms,  80ms, 160ms,
@@ -20,7 +20,7 @@ TEST_CASE("back-off doubles from its start up to the cap, each pause jittered wi
   }
 }
 
-TEST_CASE("the same seed gives the same pauses; different seeds spread out", "[client][retry]") {
+TEST_CASE("the same seed gives the same pauses, different seeds spread out", "[client][retry]") {
   Backoff a(10ms, 500ms, 7), b(10ms, 500ms, 7), c(10ms, 500ms, 8);
   bool differs = false;
   for (int i = 0; i < 12; ++i) {

@@ -104,7 +104,7 @@ TEST_CASE("a table from keyrange text routes like the ring that printed it", "[c
   }
 }
 
-TEST_CASE("a refresh with a newer ring replaces the table; an older or equal one does not",
+TEST_CASE("a refresh with a newer ring replaces the table, an older or equal one does not",
           "[client][routing]") {
   auto v1 = MakeRing(1, {5001, 5002, 5003});
   auto v2 = MakeRing(2, {5001, 5002});  // 10.0.0.1:5003 left

@@ -319,7 +319,7 @@ TEST_CASE("a request refused for longer than the retry budget gives up naming th
   CHECK(node.Count(Op::kGet) >= 3);  // 10, 20, 40, 80 ms ceilings fit in 200 ms
 }
 
-TEST_CASE("a get that timed out is asked again; a put that timed out is not", "[client][retry]") {
+TEST_CASE("a get that timed out is asked again, a put that timed out is not", "[client][retry]") {
   std::atomic<int> gets{0};
   ServedNode node([&](const Seen& s) -> std::optional<Answer> {
     if (s.op == Op::kKeyrange) return Answer{WireStatus::KEYRANGE_SUCCESS, "", kStandaloneText};

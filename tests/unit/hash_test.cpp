@@ -30,7 +30,7 @@ TEST_CASE("positions compare as 128-bit numbers and wrap at the top", "[hash]") 
         "00000000000000000000000000000100");
 }
 
-TEST_CASE("ranges are (from, to] and wrap around the top of the hash space", "[hash]") {
+TEST_CASE("ranges exclude their start, include their end and wrap around the top of the hash space", "[hash]") {
   Hash128 a = *Hash128::FromHex("40000000000000000000000000000000");
   Hash128 b = *Hash128::FromHex("80000000000000000000000000000000");
   CHECK(kv::InRange(b, a, b));  // a key equal to a node's position belongs to it
