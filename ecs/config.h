@@ -19,7 +19,8 @@ struct EcsConfig {
   std::optional<uint16_t> broker_sub_port;  // --broker-sub-port: broker XSUB our PUB
                                             //   connects to; unset = broker_port + 2
   std::string data_dir = "ecs-data";        // -d: LMDB state dir, created if missing
-  int64_t replication_factor = 3;           // --replication-factor: stored in every ring
+  int64_t replication_factor = 1;           // --replication-factor: stored in every ring
+                                             //   (only 1 until nodes replicate writes)
   int64_t batch_window_ms = 100;            // --batch-window-ms: wait after the first
                                             //   queued request before a transition
   int64_t transfer_timeout_ms = 30000;      // --transfer-timeout-ms: abort a transition
