@@ -441,8 +441,14 @@ void Broker::HandlePublication(std::vector<zmq::message_t>& frames, size_t total
     return;
   }
   if (version <= ring_version_) {
-    spdlog::info("event plane: ignoring ring version {}: already have version {}", version,
-                 ring_version_);
+    // The ECS republishes its ring every second: the same version is routine;
+    // an older one is worth a line.
+    if (version == ring_version_) {
+      spdlog::debug("event plane: ring version {} republished", version);
+    } else {
+      spdlog::info("event plane: ignoring ring version {}: already have version {}", version,
+                   ring_version_);
+    }
     return;
   }
   ring_frame_.copy(frames[1]);
