@@ -38,7 +38,7 @@
 namespace kv {
 
 struct CoordinatorConfig {
-  int replication_factor = 3;  // copies of each range, stored in every ring (1..255)
+  int replication_factor = 1;  // copies of each range, stored in every ring (kvecs allows 1 for now)
   std::chrono::milliseconds batch_window{100};        // wait after the oldest queued request
   std::chrono::milliseconds transfer_timeout{30000};  // a transition longer than this aborts
   size_t max_held = 64;  // most requests held (queued + in the transition); more: overloaded

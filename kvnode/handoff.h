@@ -58,6 +58,11 @@ struct OutgoingTransfer {
   uint64_t next_chunk = 0;
   std::unordered_set<uint64_t> chunks_in_flight;  // peer request ids
   bool done_reported = false;
+  // Failed after TransferDone: the ECS may commit the ring that gives the
+  // ranges to the target, which would then lack further writes. Until this
+  // node applies a newer ring (or the ECS aborts), it refuses requests in the
+  // ranges with server_write_lock instead of accepting what it cannot forward.
+  bool broken = false;
   uint64_t entries = 0, bytes = 0;
   std::chrono::steady_clock::time_point started, last_progress;
   std::map<uint64_t, InFlightForward> forwards;  // by peer request id

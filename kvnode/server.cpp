@@ -486,8 +486,10 @@ std::optional<WireStatus> Server::CheckResponsible(const Request& request) const
     return std::nullopt;
   }
   if (!write_range_) return WireStatus::SERVER_STOPPED;
-  if (!write_range_->Contains(KeyPosition(request.key))) {
-    return WireStatus::SERVER_NOT_RESPONSIBLE;
+  Hash128 pos = KeyPosition(request.key);
+  if (!write_range_->Contains(pos)) return WireStatus::SERVER_NOT_RESPONSIBLE;
+  for (const auto& [id, t] : outgoing_) {
+    if (t->broken && RangesContain(t->ranges, pos)) return WireStatus::SERVER_WRITE_LOCK;
   }
   return std::nullopt;
 }

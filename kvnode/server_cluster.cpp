@@ -336,11 +336,16 @@ void Server::AbortTransfer(uint64_t transfer_id, const std::string& why, bool by
   // transition cannot commit, the ranges stay here, and the parked writes are
   // durable where they belong. Failed after TransferDone: the ECS may already
   // have given the ranges to the target, which lacks these writes, so their
-  // outcome is unknown.
-  Status outcome = by_ecs || !t.done_reported
-                       ? Status::Ok()
-                       : Status::Unavailable("hand-off target stopped accepting writes");
+  // outcome is unknown, and the ranges are locked until the next ring.
+  bool lock = !by_ecs && t.done_reported;
+  Status outcome =
+      lock ? Status::Unavailable("hand-off target stopped accepting writes") : Status::Ok();
   for (auto& [rid, fwd] : t.forwards) SettleForward(fwd.hold_ids, outcome);
+  t.forwards.clear();
+  if (lock) {
+    t.broken = true;
+    return;
+  }
   outgoing_.erase(it);
 }
 
@@ -395,6 +400,7 @@ std::vector<bool> Server::ForwardWrites(const std::vector<WriteOp>& ops,
   positions.reserve(ops.size());
   for (const auto& op : ops) positions.push_back(KeyPosition(op.key));
   for (auto& [tid, t] : outgoing_) {
+    if (t->broken) continue;  // its ranges are refused before they get here
     std::vector<WriteOp> fwd;
     std::vector<uint64_t> ids;
     for (size_t i = 0; i < ops.size(); ++i) {
