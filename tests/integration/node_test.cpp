@@ -139,11 +139,12 @@ TEST_CASE("garbage, truncated, oversize and multi-frame messages leave the node 
   REQUIRE(r.has_value());
   CHECK(r->status == WireStatus::BAD_REQUEST);
 
+  std::string value(600, 'v');  // the request only points at it
   kv::Request valid;
   valid.request_id = 31;
   valid.op = Op::kPut;
   valid.key = "k";
-  valid.value = std::string(600, 'v');
+  valid.value = value;
   zmq::message_t full = kv::EncodeRequest(valid);
   std::string truncated(static_cast<const char*>(full.data()), full.size() - 256);
   c.SendFrames({truncated});

@@ -113,9 +113,10 @@ TEST_CASE("malformed frames are rejected with a status, never an exception", "[w
   }
   SECTION("truncated valid message") {
     kv::Request in;
+    std::string value(500, 'v');  // the request only points at it
     in.op = kv::Op::kPut;
     in.key = "key";
-    in.value = std::string(500, 'v');
+    in.value = value;
     zmq::message_t full = kv::EncodeRequest(in);
     zmq::message_t cut(full.data(), full.size() - 64);
     CHECK(kv::DecodeRequest(cut, scratch, &out, &id).IsInvalidArgument());
