@@ -148,6 +148,7 @@ class FakeNode {
       if (msg.isTransferStart()) {
         auto st = msg.getTransferStart();
         events.push_back(PeerEvent{true, st.getTransferId(), st.getPreparesVersion()});
+        if (garbage_first) SendGarbage(frames[0]);
         if (answer_transfers) AnswerDone(frames[0], msg.getRequestId(), st.getTransferId());
       } else {
         REQUIRE(msg.isTransferAbort());
@@ -171,8 +172,19 @@ class FakeNode {
   const kv::NodeAddress& address() const { return address_; }
 
   bool answer_transfers = true;
+  bool garbage_first = false;  // answer a TransferStart with junk before the real reply
   std::vector<Reply> replies;
   std::vector<PeerEvent> events;
+
+  void SendGarbage(const zmq::message_t& identity) {
+    for (std::string junk : {std::string("not a message"), std::string(64, '\x7f'),
+                             std::string(16, '\0')}) {
+      zmq::message_t id(identity.data(), identity.size());
+      zmq::message_t body(junk.data(), junk.size());
+      REQUIRE(peer_.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait));
+      REQUIRE(peer_.send(body, zmq::send_flags::dontwait));
+    }
+  }
 
  private:
   void AnswerDone(const zmq::message_t& identity, uint64_t request_id, uint64_t transfer_id) {
@@ -388,4 +400,27 @@ TEST_CASE("kvecs refuses to start without a broker", "[ecs][integration]") {
   auto result = kvtest::Run({kvtest::Bin("kvecs"), "-bp", "5150"});
   CHECK(result.exit_status == 2);
   CHECK(result.err.find("-bh") != std::string::npos);
+}
+
+TEST_CASE("garbage from a node on the ECS's peer connection is logged and changes nothing",
+          "[ecs][integration]") {
+  TempDir work;
+  Ports ports;
+  auto broker = StartBroker(work, "broker", &ports);
+  auto ecs = StartEcs(work, ports, work / "ecs-data", "ecs.log");
+  zmq::context_t ctx(1);
+  FakeNode a(ctx), b(ctx);
+  a.AttachBroker(ports.control);
+  b.AttachBroker(ports.control);
+  std::vector<FakeNode*> all = {&a, &b};
+  a.SendJoin(1);
+  REQUIRE(PumpUntil(all, nullptr, [&] { return a.ReplyTo(1).has_value(); }));
+  a.garbage_first = true;
+  b.SendJoin(2);
+  REQUIRE(PumpUntil(all, nullptr, [&] { return b.ReplyTo(2).has_value(); }));
+  CHECK(b.ReplyTo(2)->status == ControlStatus::OK);
+  CHECK(b.ReplyTo(2)->ring_version == 2);
+  CHECK(ecs->running());
+  std::string log = kvtest::ReadFile(work / "ecs.log");
+  CHECK(log.find("dropping a bad message") != std::string::npos);
 }
