@@ -45,6 +45,14 @@ int Fail(const std::string& message, int code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Block the stop signals until the handler is installed, so threads started
+  // before then (spdlog, ZeroMQ) inherit the mask and SIGTERM reaches main.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
   kv::EcsConfig c;
   kv::FlagParser flags("kvecs",
                        "The external configuration service: owns the ring, turns join, leave "
@@ -102,6 +110,7 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
 
   s = server.Run();
   g_server = nullptr;
