@@ -11,30 +11,13 @@
 #include "broker/config.h"
 #include "schema/flags.h"
 #include "schema/logging.h"
+#include "schema/stop_signals.h"
 
 namespace {
 
 kv::Broker* g_broker = nullptr;  // for the signal handler only
 void OnSignal(int) {
   if (g_broker != nullptr) g_broker->RequestStop();
-}
-
-// Setter for a port flag whose default depends on another flag.
-std::function<kv::Status(const std::string&)> OptionalPort(std::optional<uint16_t>* target) {
-  return [target](const std::string& v) {
-    size_t used = 0;
-    long n = -1;
-    try {
-      n = std::stol(v, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != v.size() || n < 0 || n > 65535) {
-      return kv::Status::InvalidArgument("'" + v + "' is not a port number (0-65535)");
-    }
-    *target = static_cast<uint16_t>(n);
-    return kv::Status::Ok();
-  };
 }
 
 }  // namespace
@@ -44,11 +27,7 @@ int main(int argc, char** argv) {
   // the stop signals until the handler and its pipe exist. Blocked before any
   // thread starts (spdlog's flusher, ZeroMQ's I/O threads), so those threads
   // keep them blocked and only this one takes them once they are let in.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  kv::BlockStopSignals();  // before any thread starts: see stop_signals.h
 
   kv::BrokerConfig c;
   kv::FlagParser flags("kvbroker",
@@ -57,18 +36,17 @@ int main(int argc, char** argv) {
   flags.String({"-a", "--address"}, "ADDR", "address all sockets bind to", &c.address);
   flags.Port({"-p", "--port"}, "control port (ROUTER); 0 = any free port, also for pub and sub",
              &c.port);
-  flags.Add({"--pub-port"}, "PORT", "event-plane XPUB port nodes and clients subscribe to",
-            OptionalPort(&c.pub_port), "control port + 1");
-  flags.Add({"--sub-port"}, "PORT", "event-plane XSUB port the ECS publishes to",
-            OptionalPort(&c.sub_port), "control port + 2");
+  flags.OptionalPort({"--pub-port"}, "event-plane XPUB port nodes and clients subscribe to",
+                     &c.pub_port, "control port + 1");
+  flags.OptionalPort({"--sub-port"}, "event-plane XSUB port the ECS publishes to", &c.sub_port,
+                     "control port + 2");
   flags.Int({"--max-queue"}, "N", "queued join/leave/nodeFailed requests before overloaded",
             &c.max_queue, 1, 10000000);
   flags.String({"--port-file"}, "FILE",
                "write \"CONTROL PUB SUB\" ports to FILE once all are bound", &c.port_file);
   flags.String({"-l", "--log-file"}, "FILE", "log file (default: stderr)", &c.log_file);
   flags.String({"-ll", "--log-level"}, "LEVEL",
-               "ALL|FINE|INFO|WARNING|SEVERE|OFF or trace|debug|info|warn|error|off",
-               &c.log_level);
+               "ALL|FINE|INFO|WARNING|SEVERE|OFF or trace|debug|info|warn|error|off", &c.log_level);
 
   kv::Status s = flags.Parse(argc, argv);
   if (flags.help_requested()) {
@@ -102,13 +80,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   g_broker = &broker;
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
+  kv::InstallStopHandler(OnSignal);
 
   s = broker.Run();
   g_broker = nullptr;

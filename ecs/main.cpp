@@ -11,30 +11,13 @@
 #include "ecs/server.h"
 #include "schema/flags.h"
 #include "schema/logging.h"
+#include "schema/stop_signals.h"
 
 namespace {
 
 kv::EcsServer* g_server = nullptr;  // for the signal handler only
 void OnSignal(int) {
   if (g_server != nullptr) g_server->RequestStop();
-}
-
-// Setter for a port flag whose default depends on another flag.
-std::function<kv::Status(const std::string&)> OptionalPort(std::optional<uint16_t>* target) {
-  return [target](const std::string& v) {
-    size_t used = 0;
-    long n = -1;
-    try {
-      n = std::stol(v, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != v.size() || n < 1 || n > 65535) {
-      return kv::Status::InvalidArgument("'" + v + "' is not a port number (1-65535)");
-    }
-    *target = static_cast<uint16_t>(n);
-    return kv::Status::Ok();
-  };
 }
 
 int Fail(const std::string& message, int code) {
@@ -45,13 +28,7 @@ int Fail(const std::string& message, int code) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Block the stop signals until the handler is installed, so threads started
-  // before then (spdlog, ZeroMQ) inherit the mask and SIGTERM reaches main.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  kv::BlockStopSignals();  // before any thread starts: see stop_signals.h
 
   kv::EcsConfig c;
   kv::FlagParser flags("kvecs",
@@ -60,16 +37,16 @@ int main(int argc, char** argv) {
                        "transition at a time, with data hand-off between nodes.");
   flags.String({"-bh", "--broker-host"}, "HOST", "broker host (required)", &c.broker_host);
   flags.Port({"-bp", "--broker-port"}, "broker control port (required)", &c.broker_port);
-  flags.Add({"--broker-sub-port"}, "PORT", "broker XSUB port the ring is published to",
-            OptionalPort(&c.broker_sub_port), "broker port + 2");
+  flags.OptionalPort({"--broker-sub-port"}, "broker XSUB port the ring is published to",
+                     &c.broker_sub_port, "broker port + 2");
   flags.String({"-d", "--data-dir"}, "DIR", "state directory (LMDB), created if missing",
                &c.data_dir);
   // Nodes serve and write only their primary range until replication lands;
   // a factor above 1 would plan copies that no write keeps up to date, so it
   // is refused rather than accepted and ignored.
   flags.Int({"--replication-factor"}, "N",
-            "copies of each range; only 1 until nodes replicate writes", &c.replication_factor,
-            1, 1);
+            "copies of each range; only 1 until nodes replicate writes", &c.replication_factor, 1,
+            1);
   flags.Int({"--batch-window-ms"}, "MS",
             "wait this long after the first queued request, so a storm lands in one transition",
             &c.batch_window_ms, 0, 3600000);
@@ -104,13 +81,7 @@ int main(int argc, char** argv) {
     return Fail("cannot start: " + s.ToString(), 1);
   }
   g_server = &server;
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
+  kv::InstallStopHandler(OnSignal);
 
   s = server.Run();
   g_server = nullptr;

@@ -10,6 +10,7 @@
 #include "kvnode/server.h"
 #include "schema/flags.h"
 #include "schema/logging.h"
+#include "schema/stop_signals.h"
 
 namespace {
 kv::Server* g_server = nullptr;  // for the signal handler only
@@ -19,24 +20,17 @@ void OnSignal(int) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Block the stop signals until the handler is installed: threads started
-  // before then (spdlog's flusher, ZeroMQ's I/O thread, the store's flusher)
-  // inherit the mask, so SIGTERM always reaches the main thread's handler.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  kv::BlockStopSignals();  // before any thread starts: see stop_signals.h
 
   kv::NodeConfig c;
-  kv::FlagParser flags("kvnode", "A storage node of the key-value store: serves clients from LMDB.");
+  kv::FlagParser flags("kvnode",
+                       "A storage node of the key-value store: serves clients from LMDB.");
   flags.String({"-a", "--address"}, "ADDR", "address to listen on", &c.address);
   flags.Port({"-p", "--port"}, "port to listen on; 0 = any free port (logged)", &c.port);
   flags.String({"-d", "--data-dir"}, "DIR", "data directory, created if missing", &c.data_dir);
   flags.String({"-l", "--log-file"}, "FILE", "log file (default: stderr)", &c.log_file);
   flags.String({"-ll", "--log-level"}, "LEVEL",
-               "ALL|FINE|INFO|WARNING|SEVERE|OFF or trace|debug|info|warn|error|off",
-               &c.log_level);
+               "ALL|FINE|INFO|WARNING|SEVERE|OFF or trace|debug|info|warn|error|off", &c.log_level);
   flags.Int({"-c", "--cache-size"}, "N", "cache capacity in entries; 0 disables the cache",
             &c.cache_entries, 0, 100000000);
   flags.Choice({"-s", "--cache-strategy"}, "cache eviction strategy", &c.cache_strategy,
@@ -45,37 +39,42 @@ int main(int argc, char** argv) {
                "broker to join; without it the node runs standalone and owns the whole ring",
                &c.broker_host);
   flags.Port({"-bp", "--broker-port"}, "broker control port (cluster mode)", &c.broker_port);
-  flags.String({"--advertise"}, "HOST", "address other processes use to reach this node "
-               "(default: -a)", &c.advertise);
+  flags.String({"--advertise"}, "HOST",
+               "address other processes use to reach this node "
+               "(default: -a)",
+               &c.advertise);
   flags.Int({"--peer-port"}, "PORT", "hand-off port; -1 = -p + 1 (any free port with -p 0)",
             &c.peer_port, -1, 65535);
   flags.Int({"--broker-pub-port"}, "PORT", "broker's ring-update port; -1 = -bp + 1",
             &c.broker_pub_port, -1, 65535);
   flags.Int({"--join-retry-ms"}, "MS", "re-send an unanswered join or leave after this",
             &c.join_retry_ms, 10, 600000);
-  flags.Int({"--leave-timeout-ms"}, "MS", "on SIGTERM, exit after this even if the leave "
-            "has not completed", &c.leave_timeout_ms, 100, 86400000);
-  flags.Int({"--handoff-chunk-kb"}, "KB", "keys and values per hand-off chunk",
-            &c.handoff_chunk_kb, 1, 65536);
+  flags.Int({"--leave-timeout-ms"}, "MS",
+            "on SIGTERM, exit after this even if the leave "
+            "has not completed",
+            &c.leave_timeout_ms, 100, 86400000);
+  flags.Int({"--handoff-chunk-kb"}, "KB", "keys and values per hand-off chunk", &c.handoff_chunk_kb,
+            1, 65536);
   flags.Int({"--handoff-window"}, "N", "unacknowledged hand-off chunks per transfer",
             &c.handoff_window, 1, 1024);
-  flags.Int({"--forward-timeout-ms"}, "MS", "a write forwarded during hand-off fails if the "
-            "target has not confirmed it by then", &c.forward_timeout_ms, 10, 600000);
+  flags.Int({"--forward-timeout-ms"}, "MS",
+            "a write forwarded during hand-off fails if the "
+            "target has not confirmed it by then",
+            &c.forward_timeout_ms, 10, 600000);
   flags.Choice({"--sync"},
                "always: a write is acknowledged after fsync; none: no fsync (a crash of the "
                "machine may lose acknowledged writes)",
                &c.sync, {"always", "none"});
-  flags.Int({"--max-value-bytes"}, "N", "largest value accepted", &c.max_value_bytes, 0,
-            256 << 20);
+  flags.Int({"--max-value-bytes"}, "N", "largest value accepted", &c.max_value_bytes, 0, 256 << 20);
   flags.Int({"--max-batch"}, "N", "most requests taken into one group commit", &c.max_batch, 1,
             1 << 20);
   flags.Int({"--map-size-mb"}, "N", "LMDB map size: the most data this node can hold",
             &c.map_size_mb, 16, 1 << 30);
   flags.Int({"--memtable-mb"}, "N",
-            "write-ahead log data held in memory before it is flushed into LMDB",
-            &c.memtable_mb, 1, 1 << 20);
-  flags.String({"--port-file"}, "FILE",
-               "write \"CLIENT_PORT PEER_PORT\" to FILE once listening", &c.port_file);
+            "write-ahead log data held in memory before it is flushed into LMDB", &c.memtable_mb, 1,
+            1 << 20);
+  flags.String({"--port-file"}, "FILE", "write \"CLIENT_PORT PEER_PORT\" to FILE once listening",
+               &c.port_file);
 
   kv::Status s = flags.Parse(argc, argv);
   if (flags.help_requested()) {
@@ -112,13 +111,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   g_server = &server;
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
+  kv::InstallStopHandler(OnSignal);
 
   s = server.Run();
   g_server = nullptr;

@@ -15,8 +15,7 @@ void FlagParser::Add(std::vector<std::string> names, std::string value_name, std
 }
 
 void FlagParser::AddSwitch(std::vector<std::string> names, std::string help, bool* target) {
-  flags_.push_back(Flag{std::move(names), "", std::move(help), "",
-                        [target](const std::string&) {
+  flags_.push_back(Flag{std::move(names), "", std::move(help), "", [target](const std::string&) {
                           *target = true;
                           return Status::Ok();
                         }});
@@ -24,7 +23,8 @@ void FlagParser::AddSwitch(std::vector<std::string> names, std::string help, boo
 
 void FlagParser::String(std::vector<std::string> names, std::string value_name, std::string help,
                         std::string* target) {
-  Add(std::move(names), std::move(value_name), std::move(help),
+  Add(
+      std::move(names), std::move(value_name), std::move(help),
       [target](const std::string& v) {
         *target = v;
         return Status::Ok();
@@ -34,7 +34,8 @@ void FlagParser::String(std::vector<std::string> names, std::string value_name, 
 
 void FlagParser::Int(std::vector<std::string> names, std::string value_name, std::string help,
                      int64_t* target, int64_t min, int64_t max) {
-  Add(std::move(names), std::move(value_name), std::move(help),
+  Add(
+      std::move(names), std::move(value_name), std::move(help),
       [target, min, max](const std::string& v) {
         size_t used = 0;
         int64_t n = 0;
@@ -56,30 +57,55 @@ void FlagParser::Int(std::vector<std::string> names, std::string value_name, std
       std::to_string(*target));
 }
 
+namespace {
+
+Result<uint16_t> ParsePort(const std::string& v) {
+  size_t used = 0;
+  long n = -1;
+  try {
+    n = std::stol(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != v.size() || n < 0 || n > 65535) {
+    return Status::InvalidArgument("'" + v + "' is not a port number (0-65535)");
+  }
+  return static_cast<uint16_t>(n);
+}
+
+}  // namespace
+
 void FlagParser::Port(std::vector<std::string> names, std::string help, uint16_t* target) {
-  Add(std::move(names), "PORT", std::move(help),
+  Add(
+      std::move(names), "PORT", std::move(help),
       [target](const std::string& v) {
-        size_t used = 0;
-        long n = -1;
-        try {
-          n = std::stol(v, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (used == 0 || used != v.size() || n < 0 || n > 65535) {
-          return Status::InvalidArgument("'" + v + "' is not a port number (0-65535)");
-        }
-        *target = static_cast<uint16_t>(n);
+        auto port = ParsePort(v);
+        if (!port.ok()) return port.status();
+        *target = *port;
         return Status::Ok();
       },
       std::to_string(*target));
+}
+
+void FlagParser::OptionalPort(std::vector<std::string> names, std::string help,
+                              std::optional<uint16_t>* target, std::string default_text) {
+  Add(
+      std::move(names), "PORT", std::move(help),
+      [target](const std::string& v) {
+        auto port = ParsePort(v);
+        if (!port.ok()) return port.status();
+        *target = *port;
+        return Status::Ok();
+      },
+      std::move(default_text));
 }
 
 void FlagParser::Choice(std::vector<std::string> names, std::string help, std::string* target,
                         std::vector<std::string> choices) {
   std::string value_name;
   for (const auto& c : choices) value_name += (value_name.empty() ? "" : "|") + c;
-  Add(std::move(names), value_name, std::move(help),
+  Add(
+      std::move(names), value_name, std::move(help),
       [target, choices, value_name](const std::string& v) {
         for (const auto& c : choices) {
           if (v == c || [&] {
@@ -142,7 +168,8 @@ Status FlagParser::Parse(int argc, char** argv, bool stop_at_positional) {
       continue;
     }
     if (!has_inline) {
-      if (i + 1 >= argc) return Status::InvalidArgument(name + " needs a value " + flag->value_name);
+      if (i + 1 >= argc)
+        return Status::InvalidArgument(name + " needs a value " + flag->value_name);
       value = argv[++i];
     }
     Status s = flag->setter(value);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,10 @@ class FlagParser {
   void Int(std::vector<std::string> names, std::string value_name, std::string help,
            int64_t* target, int64_t min, int64_t max);
   void Port(std::vector<std::string> names, std::string help, uint16_t* target);
+  // A port whose default depends on other flags: unset until given;
+  // default_text says what unset means (e.g. "control port + 1").
+  void OptionalPort(std::vector<std::string> names, std::string help,
+                    std::optional<uint16_t>* target, std::string default_text);
   void Choice(std::vector<std::string> names, std::string help, std::string* target,
               std::vector<std::string> choices);
 
