@@ -33,6 +33,11 @@ struct NodeConfig {
   int64_t handoff_chunk_kb = 256;      // --handoff-chunk-kb: bytes of keys+values per hand-off chunk
   int64_t handoff_window = 4;          // --handoff-window: unacknowledged chunks per transfer
   int64_t forward_timeout_ms = 5000;   // --forward-timeout-ms: a forwarded write not acked by then fails
+  int64_t heartbeat_ms = 200;          // --heartbeat-ms: heartbeat to the broker this often
+  int64_t lease_ms = 1000;             // --lease-ms: serve only this long after the last answered
+                                       //   heartbeat was sent (keep below the broker's failure timeout)
+  int64_t replica_retry_ms = 300;      // --replica-retry-ms: re-send unacknowledged replication after this
+  int64_t repair_rate_mb = 32;         // --repair-rate-mb: MB/s cap on re-replication streams; 0 = none
 };
 
 // Largest key the node stores, in bytes (keys are 1..kMaxKeyBytes).

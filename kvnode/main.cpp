@@ -61,6 +61,16 @@ int main(int argc, char** argv) {
             "a write forwarded during hand-off fails if the "
             "target has not confirmed it by then",
             &c.forward_timeout_ms, 10, 600000);
+  flags.Int({"--heartbeat-ms"}, "MS", "heartbeat to the broker this often", &c.heartbeat_ms, 10,
+            60000);
+  flags.Int({"--lease-ms"}, "MS",
+            "stop serving (server_stopped) when no heartbeat sent within this was answered; "
+            "keep it below the broker's --failure-timeout-ms",
+            &c.lease_ms, 50, 600000);
+  flags.Int({"--replica-retry-ms"}, "MS", "re-send replication a replica has not acknowledged",
+            &c.replica_retry_ms, 10, 600000);
+  flags.Int({"--repair-rate-mb"}, "MB", "MB/s cap on re-replication streams; 0 = no cap",
+            &c.repair_rate_mb, 0, 1 << 20);
   flags.Choice({"--sync"},
                "always: a write is acknowledged after fsync; none: no fsync (a crash of the "
                "machine may lose acknowledged writes)",
