@@ -27,6 +27,10 @@ struct Request {
     keyrange @6 :Void;     # ask for the write ranges of the ring
     keyrangeRead @7 :Void; # ask for the read ranges (primary plus replicas)
   }
+  # get only: any replica of the key may answer (keyrange_read routing). Such
+  # a read may miss recent writes; without it only the primary answers and
+  # reads are linearizable.
+  staleOk @8 :Bool;
 }
 
 # Status words; the shell prints them with the snake_case spelling given in

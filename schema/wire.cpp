@@ -172,6 +172,7 @@ zmq::message_t EncodeRequest(const Request& r) {
     case Op::kKeyrange: root.setKeyrange(); break;
     case Op::kKeyrangeRead: root.setKeyrangeRead(); break;
   }
+  if (r.stale_ok) root.setStaleOk(true);
   return SerializeBuilder(builder);
 }
 
@@ -209,6 +210,7 @@ Status DecodeRequest(const zmq::message_t& frame, DecodeScratch& scratch, Reques
     out->ring_version = root.getRingVersion();
     out->key = {};
     out->value = {};
+    out->stale_ok = root.getStaleOk();
     switch (root.which()) {
       case wire::Request::PUT: {
         auto kv = root.getPut();

@@ -41,6 +41,7 @@ struct Request {
   Op op = Op::kGet;
   std::string_view key;
   std::string_view value;
+  bool stale_ok = false;  // get: a replica may answer (may miss recent writes)
 };
 
 // A reply as plain fields; same lifetime rule as Request.
