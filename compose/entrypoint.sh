@@ -24,8 +24,10 @@ read -r -a ecs_flags <<<"${KV_ECS_FLAGS:-}"
 
 run_kvs() {
   local advertise port peer
-  advertise=${KV_ADVERTISE:-}
-  [ -n "$advertise" ] || advertise=$(hostname -i | awk '{ print $1 }')
+  # The default is the container's hostname, its short ID: Docker resolves it on
+  # the compose network and keeps it across restarts, unlike the container's IP,
+  # so a restarted node is the same ring member.
+  advertise=${KV_ADVERTISE:-$(hostname)}
   port=${KV_NODE_PORT:-5144}
   peer=${KV_NODE_PEER_PORT:--1}
   # A node's address is its identity in the ring: with KV_NODE_PORT=0 the
