@@ -37,6 +37,7 @@ struct HeldReply {
   WireStatus failure_status = WireStatus::PUT_ERROR;  // sent when a forward fails
   std::string key;
   int waiting = 0;                                    // Acks still missing
+  bool silent = false;                                // no client: a promotion replay
 };
 
 // A forward on its way: which parked replies it carries and since when.
@@ -52,7 +53,9 @@ struct OutgoingTransfer {
   RangeList ranges;
   zmq::message_t ecs_identity;       // where TransferDone goes
   uint64_t ecs_request_id = 0;
-  zmq::socket_t socket;              // DEALER to the target's peer port
+  zmq::socket_t* socket = nullptr;   // the node's shared link to the target
+  bool repair = false;               // re-replication: ring already in force
+  uint64_t rate_bytes_per_s = 0;     // repair only; 0 = no cap
   std::unique_ptr<RangeSnapshot> snapshot;
   bool snapshot_exhausted = false;
   uint64_t next_chunk = 0;

@@ -152,11 +152,11 @@ Status Server::Run() {
     items.push_back({static_cast<void*>(peer_), 0, ZMQ_POLLIN, 0});
     constexpr size_t kLink = 4;
     if (cluster_mode()) link_->AppendPollItems(&items);
-    size_t transfers_at = items.size();
-    std::vector<uint64_t> polled;  // transfer ids: handlers below may end transfers
-    for (auto& [id, t] : outgoing_) {
-      items.push_back({static_cast<void*>(t->socket), 0, ZMQ_POLLIN, 0});
-      polled.push_back(id);
+    size_t links_at = items.size();
+    std::vector<zmq::socket_t*> polled;  // links are never closed while running
+    for (auto& [key, link] : peer_links_) {
+      items.push_back({static_cast<void*>(link), 0, ZMQ_POLLIN, 0});
+      polled.push_back(&link);
     }
     auto timeout = std::chrono::milliseconds(cluster_mode() ? 100 : -1);
     try {
@@ -180,10 +180,7 @@ Status Server::Run() {
       if (items[2].revents & ZMQ_POLLIN) store_->OnFlushEvent();
       if (cluster_mode()) {
         for (size_t i = 0; i < polled.size(); ++i) {
-          auto t = outgoing_.find(polled[i]);
-          if (t != outgoing_.end() && (items[transfers_at + i].revents & ZMQ_POLLIN)) {
-            OnTransferSocket(*t->second);
-          }
+          if (items[links_at + i].revents & ZMQ_POLLIN) OnPeerLink(*polled[i]);
         }
       }
       if (items[3].revents & ZMQ_POLLIN) ProcessPeer();
@@ -224,10 +221,14 @@ Status Server::Run() {
                     Status::Unavailable("node stopping before the hand-off target confirmed"));
     }
   }
+  for (auto& stream : streams_) {
+    DropStreamHolds(*stream, Status::Unavailable("node stopping before every replica confirmed"));
+  }
   spdlog::info("kvnode stopping: flushing and closing (last seq {})", store_->last_seq());
   socket_.set(zmq::sockopt::linger, 1000);
   socket_.close();
   outgoing_.clear();
+  peer_links_.clear();
   link_.reset();
   peer_.close();
   Status flushed = store_->FlushAll();
@@ -347,30 +348,69 @@ bool Server::TryAnswerNow(const zmq::message_t& identity, const Request& request
     }
     case Op::kGet: {
       if (batch_keys_.count(std::string(request.key)) != 0) return false;
-      reply.key = request.key;
-      if (const std::string* cached = cache_.Get(request.key)) {
-        reply.status = WireStatus::GET_SUCCESS;
-        reply.value = *cached;
-        Send(identity, reply);
+      if (!request.stale_ok && !KeyQuiet(request.key)) {
+        // A write of this key is not yet on every replica: answering with it
+        // now could show a value a fail-over then loses.
+        ParkedRead p;
+        p.identity.rebuild(identity.data(), identity.size());
+        p.request_id = request.request_id;
+        parked_reads_[std::string(request.key)].push_back(std::move(p));
         return true;
       }
-      Status s = store_->Get(request.key, &value_buf_);
-      if (s.ok()) {
-        reply.status = WireStatus::GET_SUCCESS;
-        reply.value = value_buf_;
-        cache_.Put(request.key, value_buf_);
-      } else {
-        reply.status = WireStatus::GET_ERROR;
-        if (!s.IsNotFound()) {
-          spdlog::error("get failed: {}", s.ToString());
-          reply.reason = s.message();
-        }
-      }
-      Send(identity, reply);
+      AnswerGet(identity, request.request_id, request.key);
       return true;
     }
     default:
       return false;
+  }
+}
+
+void Server::AnswerGet(const zmq::message_t& identity, uint64_t request_id, std::string_view key) {
+  Reply reply;
+  reply.request_id = request_id;
+  reply.key = key;
+  if (const std::string* cached = cache_.Get(key)) {
+    reply.status = WireStatus::GET_SUCCESS;
+    reply.value = *cached;
+    Send(identity, reply);
+    return;
+  }
+  Status s = store_->Get(key, &value_buf_);
+  if (s.ok()) {
+    reply.status = WireStatus::GET_SUCCESS;
+    reply.value = value_buf_;
+    cache_.Put(key, value_buf_);
+  } else {
+    reply.status = WireStatus::GET_ERROR;
+    if (!s.IsNotFound()) {
+      spdlog::error("get failed: {}", s.ToString());
+      reply.reason = s.message();
+    }
+  }
+  Send(identity, reply);
+}
+
+void Server::ReleaseKey(const std::string& key) {
+  auto it = unacked_keys_.find(key);
+  if (it == unacked_keys_.end() || --it->second > 0) return;
+  unacked_keys_.erase(it);
+  auto parked = parked_reads_.find(key);
+  if (parked == parked_reads_.end()) return;
+  std::vector<ParkedRead> reads = std::move(parked->second);
+  parked_reads_.erase(parked);
+  Request probe;
+  probe.op = Op::kGet;
+  probe.key = key;
+  for (auto& r : reads) {
+    if (auto refusal = CheckResponsible(probe)) {
+      Reply reply;
+      reply.request_id = r.request_id;
+      reply.status = *refusal;
+      reply.key = key;
+      Send(r.identity, reply);
+      continue;
+    }
+    AnswerGet(r.identity, r.request_id, key);
   }
 }
 
@@ -386,6 +426,8 @@ void Server::CommitBatch() {
     }
   }
   std::vector<bool> existed;
+  std::vector<uint64_t> versions(ops.size());
+  for (auto& v : versions) v = NextVersion();
   Status failure = store_->Write(ops, &existed);
   if (!failure.ok()) {
     spdlog::error("group commit of {} writes failed: {}", ops.size(), failure.ToString());
@@ -429,21 +471,42 @@ void Server::CommitBatch() {
       default: break;
     }
   }
-  // Writes in ranges being handed off go to their targets too; those replies
-  // wait for the targets' Acks.
+  // Writes go to every replica, and those in ranges being handed off to their
+  // targets too; their replies wait for every ack, and reads of their keys
+  // wait with them.
   std::vector<bool> held(batch_.size(), false);
-  if (failure.ok() && !outgoing_.empty()) {
-    std::vector<HeldReply> parked(ops.size());
+  bool forwarding = false;
+  for (const auto& [tid, t] : outgoing_) forwarding |= !t->broken && !t->repair;
+  if (failure.ok() && !ops.empty() && (!streams_.empty() || forwarding)) {
+    std::vector<uint64_t> hold_ids(ops.size());
     for (size_t i = 0; i < ops.size(); ++i) {
       const Pending& p = batch_[op_pending[i]];
-      parked[i].identity.rebuild(p.identity.data(), p.identity.size());
-      parked[i].request_id = p.request_id;
-      parked[i].status = replies[op_pending[i]].status;
-      parked[i].failure_status = ErrorStatusFor(p.op);
-      parked[i].key = p.key;
+      uint64_t id = next_hold_id_++;
+      HeldReply& h = held_[id];
+      h.identity.rebuild(p.identity.data(), p.identity.size());
+      h.request_id = p.request_id;
+      h.status = replies[op_pending[i]].status;
+      h.failure_status = ErrorStatusFor(p.op);
+      h.key = p.key;
+      h.waiting = 1;  // released below, once every ack is counted
+      unacked_keys_[p.key]++;
+      hold_ids[i] = id;
+      held[op_pending[i]] = true;
     }
-    std::vector<bool> op_held = ForwardWrites(ops, parked);
-    for (size_t i = 0; i < ops.size(); ++i) held[op_pending[i]] = op_held[i];
+    ReplicateWrites(ops, versions, hold_ids);
+    if (forwarding) ForwardWrites(ops, hold_ids);
+    SettleForward(hold_ids, Status::Ok());  // answers those with nothing to wait for
+  }
+  // A read in the batch of a key whose write is not acknowledged everywhere
+  // waits for it, like any other read of that key.
+  for (size_t i = 0; i < batch_.size(); ++i) {
+    const Pending& p = batch_[i];
+    if (p.op != Op::kGet || KeyQuiet(p.key)) continue;
+    ParkedRead r;
+    r.identity.rebuild(p.identity.data(), p.identity.size());
+    r.request_id = p.request_id;
+    parked_reads_[p.key].push_back(std::move(r));
+    held[i] = true;
   }
   spdlog::trace("group commit: {} requests, last seq {}", batch_.size(), store_->last_seq());
   for (size_t i = 0; i < batch_.size(); ++i) {
@@ -487,7 +550,14 @@ std::optional<WireStatus> Server::CheckResponsible(const Request& request) const
   }
   if (!write_range_) return WireStatus::SERVER_STOPPED;
   Hash128 pos = KeyPosition(request.key);
+  if (request.op == Op::kGet && request.stale_ok) {
+    auto held = ring_->ReadRangeOf(self_);
+    if (held.ok() && held->Contains(pos)) return std::nullopt;
+    return WireStatus::SERVER_NOT_RESPONSIBLE;
+  }
   if (!write_range_->Contains(pos)) return WireStatus::SERVER_NOT_RESPONSIBLE;
+  // A replica knows a newer ring in which this node is no longer primary.
+  if (fenced_until_ring_ != 0) return WireStatus::SERVER_NOT_RESPONSIBLE;
   for (const auto& [id, t] : outgoing_) {
     if (t->broken && RangesContain(t->ranges, pos)) return WireStatus::SERVER_WRITE_LOCK;
   }

@@ -23,6 +23,7 @@
 #include "kvnode/cluster_link.h"
 #include "kvnode/config.h"
 #include "kvnode/handoff.h"
+#include "kvnode/replication.h"
 #include "kvnode/storage.h"
 #include "schema/hash.h"
 #include "schema/ring.h"
@@ -77,22 +78,50 @@ class Server {
   void ProcessPeer();
   void HandlePeerMessage(const zmq::message_t& identity, const zmq::message_t& frame);
   void StartTransfer(const zmq::message_t& identity, uint64_t request_id, uint64_t transfer_id,
-                     uint64_t prepares_version, NodeAddress target, RangeList ranges);
+                     uint64_t prepares_version, NodeAddress target, RangeList ranges,
+                     bool repair);
   void AbortTransfer(uint64_t transfer_id, const std::string& why, bool by_ecs);
   Status ApplyChunk(uint64_t transfer_id, uint64_t index, RangeList ranges,
                     std::vector<WriteOp> entries, bool last);
   Status ApplyForward(uint64_t transfer_id, std::vector<WriteOp> entries);
   void PumpTransfer(OutgoingTransfer& t);
-  void OnTransferSocket(OutgoingTransfer& t);
+  void OnTransferAck(OutgoingTransfer& t, uint64_t rid, bool ok, const std::string& reason);
+  // The one DEALER to a peer's peer port that hand-off and replication share,
+  // so everything sent to one node arrives in the order it was sent.
+  zmq::socket_t& PeerLink(const NodeAddress& peer);
+  void OnPeerLink(zmq::socket_t& link);
   void ReportIfDone(OutgoingTransfer& t);
   void FinishTransfers();  // drops transfers the applied ring has made obsolete
-  // Sends the writes that fall in moving ranges to their targets and parks
-  // their replies (parked[i] for ops[i]) until every target has acked;
-  // returns, per op, whether its reply was parked.
-  std::vector<bool> ForwardWrites(const std::vector<WriteOp>& ops,
-                                  std::vector<HeldReply>& parked);
-  // One forward's Ack (or its failure) for the parked replies it carried.
+  // Sends the writes that fall in moving ranges to their targets; each held
+  // reply (hold_ids[i] for ops[i]) then waits for those targets' Acks too.
+  void ForwardWrites(const std::vector<WriteOp>& ops, const std::vector<uint64_t>& hold_ids);
+  // One forward's or replication's Ack (or its failure) for the held replies
+  // it carried. A NotResponsible outcome answers server_not_responsible (the
+  // client retries at the key's current primary).
   void SettleForward(const std::vector<uint64_t>& hold_ids, const Status& outcome);
+  // A held reply has been answered: reads parked on its key may go.
+  void ReleaseKey(const std::string& key);
+
+  // Replication (server_replication.cpp).
+  // Versions for n writes committed now.
+  uint64_t NextVersion();
+  // Sends a committed batch to every replica; each held reply then waits for
+  // every replica's ack.
+  void ReplicateWrites(const std::vector<WriteOp>& ops, const std::vector<uint64_t>& versions,
+                       const std::vector<uint64_t>& hold_ids);
+  void SendReplicate(ReplicaStream& stream, ReplInFlight& in_flight);
+  void OnReplicateAck(const ReplicateAckMessage& ack);
+  // Settles every reply the stream is holding with outcome and empties it.
+  void DropStreamHolds(ReplicaStream& stream, const Status& outcome);
+  // Applies a run of Replicate messages with one group commit and acks each.
+  void ApplyReplicates(std::vector<std::pair<zmq::message_t, ReplicateMessage>>& run);
+  // After a ring change: streams to the new replica set, promotion replay.
+  void ReconcileReplication(const std::optional<HashRange>& old_write_range);
+  void ReplicationTick(Clock::time_point now);
+  uint64_t AckedThrough() const;
+  // A get the primary may answer now: no write of its key is unacknowledged.
+  bool KeyQuiet(std::string_view key) const { return unacked_keys_.count(std::string(key)) == 0; }
+  void AnswerGet(const zmq::message_t& identity, uint64_t request_id, std::string_view key);
   void ClusterTick();
   bool ReadyToExit() const;
 
@@ -125,6 +154,33 @@ class Server {
   std::map<uint64_t, IncomingTransfer> incoming_;
   std::map<uint64_t, HeldReply> held_;          // parked client replies by hold id
   uint64_t next_hold_id_ = 1;
+  std::map<std::string, zmq::socket_t> peer_links_;  // by "host:peer_port"
+  // Transfers the ECS started for a ring this node has not applied yet.
+  struct DeferredStart {
+    zmq::message_t identity;
+    uint64_t request_id = 0, transfer_id = 0, prepares_version = 0;
+    NodeAddress target;
+    RangeList ranges;
+  };
+  std::vector<DeferredStart> deferred_repairs_;
+
+  // Replication state.
+  std::vector<std::unique_ptr<ReplicaStream>> streams_;  // as primary, one per replica
+  uint64_t repl_seq_ = 1;                                // next batch seq
+  uint64_t version_counter_ = 0;                         // within version_ring_
+  uint64_t version_ring_ = 0;
+  std::map<std::string, SourceState> sources_;           // as replica, by primary host:port
+  // Keys with a write applied here but not yet acknowledged everywhere it
+  // must be; a linearizable get of one waits (parked_reads_).
+  std::unordered_map<std::string, int> unacked_keys_;
+  struct ParkedRead {
+    zmq::message_t identity;
+    uint64_t request_id = 0;
+  };
+  std::unordered_map<std::string, std::vector<ParkedRead>> parked_reads_;
+  // A replica reported a ring newer than ours in which we are not primary:
+  // refuse writes until we have applied it.
+  uint64_t fenced_until_ring_ = 0;
 };
 
 }  // namespace kv

@@ -42,23 +42,46 @@ void Server::ApplyRing(std::shared_ptr<const Ring> ring) {
   if (ring_ && ring->version() <= ring_->version()) return;
   ring_ = std::move(ring);
   auto range = ring_->WriteRangeOf(self_);
+  std::optional<HashRange> old_range = write_range_;
   bool was_in = write_range_.has_value();
   if (range.ok()) {
     write_range_ = *range;
   } else {
     write_range_.reset();
   }
-  spdlog::info("applied ring v{} ({} nodes): this node {}", ring_->version(), ring_->size(),
-               write_range_ ? "serves (" + write_range_->from.ToHex() + ", " +
+  spdlog::info("applied ring v{} ({} nodes, RF {}): this node {}", ring_->version(), ring_->size(),
+               ring_->replication_factor(),
+               write_range_ ? "is primary of (" + write_range_->from.ToHex() + ", " +
                                   write_range_->to.ToHex() + "]"
                             : std::string(was_in ? "has left the ring" : "is not in the ring"));
+  if (fenced_until_ring_ != 0 && ring_->version() >= fenced_until_ring_) fenced_until_ring_ = 0;
+  ReconcileReplication(old_range);
+  if (was_in && !write_range_ && !leaving_) {
+    // Declared failed (e.g. paused past the failure timeout): whatever this
+    // node holds may be stale. It joins again as a new member and serves only
+    // what hand-off brings it.
+    spdlog::warn("this node was removed from the ring while running; joining again as a new member");
+    link_->RequestJoin();
+  }
   FinishTransfers();
+  // Repairs the ECS sent for this ring before it arrived here.
+  std::vector<DeferredStart> deferred = std::move(deferred_repairs_);
+  deferred_repairs_.clear();
+  for (auto& d : deferred) {
+    StartTransfer(d.identity, d.request_id, d.transfer_id, d.prepares_version, std::move(d.target),
+                  std::move(d.ranges), /*repair=*/true);
+  }
 }
 
 void Server::FinishTransfers() {
   if (!ring_) return;
   for (auto it = outgoing_.begin(); it != outgoing_.end();) {
     OutgoingTransfer& t = *it->second;
+    if (t.repair) {
+      // Nothing to delete: the source keeps the ranges it repaired.
+      it = t.done_reported ? outgoing_.erase(it) : std::next(it);
+      continue;
+    }
     if (t.prepares_version > ring_->version() || !t.forwards.empty()) {
       ++it;
       continue;
@@ -84,6 +107,9 @@ void Server::FinishTransfers() {
 }
 
 void Server::ProcessPeer() {
+  // Consecutive Replicates are applied with one group commit; anything else
+  // first applies the run before it, so messages take effect in order.
+  std::vector<std::pair<zmq::message_t, ReplicateMessage>> run;
   for (int i = 0; i < 256; ++i) {
     size_t total = RecvMultipart(peer_, &frames_, 3, zmq::recv_flags::dontwait);
     if (total == 0) break;
@@ -92,11 +118,31 @@ void Server::ProcessPeer() {
       continue;
     }
     try {
+      auto reader = FrameReader::Open(frames_[1]);
+      bool replicate = false;
+      ReplicateMessage m;
+      Status s = reader.ok() ? ReadUntrusted([&]() -> Status {
+        auto msg = (*reader)->Root<wire::PeerMessage>();
+        if (msg.getVersion() != wire::PEER_VERSION || !msg.isReplicate()) return Status::Ok();
+        replicate = true;
+        return ReadReplicate(msg, kMaxKeyBytes, &m);
+      })
+                             : Status::Ok();
+      if (replicate) {
+        if (!s.ok()) {
+          spdlog::warn("peer port: bad replicate message: {}", s.message());
+        } else {
+          run.emplace_back(std::move(frames_[0]), std::move(m));
+        }
+        continue;
+      }
+      if (!run.empty()) ApplyReplicates(run);
       HandlePeerMessage(frames_[0], frames_[1]);
     } catch (const std::exception& e) {
       spdlog::error("internal error handling a peer message: {}", e.what());
     }
   }
+  if (!run.empty()) ApplyReplicates(run);
 }
 
 void Server::HandlePeerMessage(const zmq::message_t& identity, const zmq::message_t& frame) {
@@ -112,7 +158,7 @@ void Server::HandlePeerMessage(const zmq::message_t& identity, const zmq::messag
   NodeAddress target;
   RangeList ranges;
   std::vector<WriteOp> entries;
-  bool last = false;
+  bool last = false, repair = false;
   Status s = ReadUntrusted([&]() -> Status {
     auto msg = (*reader)->Root<wire::PeerMessage>();
     if (msg.getVersion() != wire::PEER_VERSION) {
@@ -125,6 +171,7 @@ void Server::HandlePeerMessage(const zmq::message_t& identity, const zmq::messag
         kind = Kind::kStart;
         transfer_id = st.getTransferId();
         prepares = st.getPreparesVersion();
+        repair = st.getRepair();
         target = ReadAddress(st.getTarget());
         return ReadRanges(st.getRanges(), &ranges);
       }
@@ -171,7 +218,7 @@ void Server::HandlePeerMessage(const zmq::message_t& identity, const zmq::messag
   switch (kind) {
     case Kind::kStart:
       StartTransfer(identity, request_id, transfer_id, prepares, std::move(target),
-                    std::move(ranges));
+                    std::move(ranges), repair);
       break;
     case Kind::kAbort: AbortTransfer(transfer_id, "aborted by the ECS", /*by_ecs=*/true); break;
     case Kind::kChunk:
@@ -192,7 +239,24 @@ void Server::HandlePeerMessage(const zmq::message_t& identity, const zmq::messag
 
 void Server::StartTransfer(const zmq::message_t& identity, uint64_t request_id,
                            uint64_t transfer_id, uint64_t prepares_version, NodeAddress target,
-                           RangeList ranges) {
+                           RangeList ranges, bool repair) {
+  if (repair && (!ring_ || ring_->version() < prepares_version)) {
+    // The target gets live writes through replication only once this node
+    // has applied the ring that makes it a replica: start then.
+    spdlog::info("transfer {}: repair for ring v{} waits until this node has applied it",
+                 transfer_id, prepares_version);
+    DeferredStart d;
+    d.identity.rebuild(identity.data(), identity.size());
+    d.request_id = request_id;
+    d.transfer_id = transfer_id;
+    d.prepares_version = prepares_version;
+    d.target = std::move(target);
+    d.ranges = std::move(ranges);
+    std::erase_if(deferred_repairs_,
+                  [&](const DeferredStart& x) { return x.transfer_id == transfer_id; });
+    deferred_repairs_.push_back(std::move(d));
+    return;
+  }
   auto existing = outgoing_.find(transfer_id);
   if (existing != outgoing_.end()) {
     OutgoingTransfer& t = *existing->second;
@@ -212,8 +276,11 @@ void Server::StartTransfer(const zmq::message_t& identity, uint64_t request_id,
   t->ecs_identity.rebuild(identity.data(), identity.size());
   t->ecs_request_id = request_id;
   t->started = t->last_progress = Clock::now();
-  spdlog::info("transfer {}: streaming {} range(s) to {} (peer port {}) for ring v{}", t->id,
-               t->ranges.size(), target.ToString(), target.peer_port, prepares_version);
+  t->repair = repair;
+  if (repair) t->rate_bytes_per_s = static_cast<uint64_t>(config_.repair_rate_mb) << 20;
+  spdlog::info("transfer {}: {} {} range(s) to {} (peer port {}) for ring v{}", t->id,
+               repair ? "re-replicating" : "streaming", t->ranges.size(), target.ToString(),
+               target.peer_port, prepares_version);
   auto snapshot = store_->SnapshotRanges(t->ranges);
   if (!snapshot.ok()) {
     spdlog::error("transfer {}: cannot snapshot: {}", t->id, snapshot.status().ToString());
@@ -224,10 +291,7 @@ void Server::StartTransfer(const zmq::message_t& identity, uint64_t request_id,
     return;
   }
   t->snapshot = std::move(*snapshot);
-  SocketOptions options;
-  options.send_hwm = 1000;
-  t->socket = MakeSocket(ctx_, zmq::socket_type::dealer, options);
-  t->socket.connect(TcpEndpoint(target.host, target.peer_port));
+  t->socket = &PeerLink(target);
   OutgoingTransfer& ref = *t;
   outgoing_[transfer_id] = std::move(t);
   // Chunk 0 goes out now, before any forward of this transfer can, so the
@@ -239,6 +303,12 @@ void Server::PumpTransfer(OutgoingTransfer& t) {
   size_t chunk_bytes = static_cast<size_t>(config_.handoff_chunk_kb) << 10;
   while (!t.snapshot_exhausted &&
          t.chunks_in_flight.size() < static_cast<size_t>(config_.handoff_window)) {
+    if (t.rate_bytes_per_s > 0) {
+      // Re-replication shares the node with clients: stay under the cap
+      // (ClusterTick pumps again).
+      double allowed = Seconds(Clock::now() - t.started) * static_cast<double>(t.rate_bytes_per_s);
+      if (static_cast<double>(t.bytes) > allowed) return;
+    }
     std::vector<std::pair<std::string, std::string>> entries;
     auto done = t.snapshot->Next(chunk_bytes, &entries);
     if (!done.ok()) {
@@ -257,7 +327,7 @@ void Server::PumpTransfer(OutgoingTransfer& t) {
     zmq::message_t chunk = EncodeChunk(rid, t, t.next_chunk++, entries, *done);
     // At most --handoff-window chunks are unacknowledged, far below the
     // socket's high-water mark, so this send does not block.
-    (void)t.socket.send(chunk, zmq::send_flags::dontwait);
+    (void)t.socket->send(chunk, zmq::send_flags::dontwait);
     t.chunks_in_flight.insert(rid);
     if (*done) {
       t.snapshot_exhausted = true;
@@ -266,45 +336,77 @@ void Server::PumpTransfer(OutgoingTransfer& t) {
   }
 }
 
-void Server::OnTransferSocket(OutgoingTransfer& t) {
-  uint64_t id = t.id;
-  for (int i = 0; i < 256; ++i) {
+zmq::socket_t& Server::PeerLink(const NodeAddress& peer) {
+  std::string key = peer.host + ":" + std::to_string(peer.peer_port);
+  auto it = peer_links_.find(key);
+  if (it != peer_links_.end()) return it->second;
+  SocketOptions options;
+  options.send_hwm = 10000;
+  zmq::socket_t socket = MakeSocket(ctx_, zmq::socket_type::dealer, options);
+  socket.set(zmq::sockopt::linger, 0);
+  socket.connect(TcpEndpoint(peer.host, peer.peer_port));
+  return peer_links_.emplace(key, std::move(socket)).first->second;
+}
+
+void Server::OnPeerLink(zmq::socket_t& link) {
+  std::vector<uint64_t> touched;
+  for (int i = 0; i < 1024; ++i) {
     std::vector<zmq::message_t> frames;
-    size_t total = RecvMultipart(t.socket, &frames, 2, zmq::recv_flags::dontwait);
+    size_t total = RecvMultipart(link, &frames, 2, zmq::recv_flags::dontwait);
     if (total == 0) break;
     if (total != 1) continue;
     auto reader = FrameReader::Open(frames[0]);
-    uint64_t rid = 0;
-    bool ok = false;
+    uint64_t rid = 0, transfer_id = 0;
+    bool ok = false, is_replicate_ack = false;
     std::string reason;
+    ReplicateAckMessage rack;
     Status s = reader.ok() ? ReadUntrusted([&]() -> Status {
       auto msg = (*reader)->Root<wire::PeerMessage>();
-      if (!msg.isAck()) return Status::InvalidArgument("expected an ack");
+      if (msg.getVersion() != wire::PEER_VERSION) return Status::InvalidArgument("bad version");
       rid = msg.getRequestId();
+      if (msg.isReplicateAck()) {
+        is_replicate_ack = true;
+        rack = ReadReplicateAck(msg.getReplicateAck());
+        return Status::Ok();
+      }
+      if (!msg.isAck()) return Status::InvalidArgument("expected an ack");
+      transfer_id = msg.getAck().getTransferId();
       ok = msg.getAck().getOk();
       reason = msg.getAck().getReason();
       return Status::Ok();
     })
                            : reader.status();
     if (!s.ok()) {
-      spdlog::warn("transfer {}: bad message from the target: {}", id, s.message());
+      spdlog::warn("peer link: bad message: {}", s.message());
       continue;
     }
-    t.last_progress = Clock::now();
-    if (t.chunks_in_flight.erase(rid) > 0) {
-      if (!ok) {
-        AbortTransfer(id, "target refused a chunk: " + reason, /*by_ecs=*/false);
-        return;  // t is gone
-      }
-    } else if (auto f = t.forwards.find(rid); f != t.forwards.end()) {
-      std::vector<uint64_t> ids = std::move(f->second.hold_ids);
-      t.forwards.erase(f);
-      SettleForward(ids, ok ? Status::Ok() : Status::Unavailable("hand-off target: " + reason));
+    if (is_replicate_ack) {
+      OnReplicateAck(rack);
+      continue;
     }
+    auto t = outgoing_.find(transfer_id);
+    if (t == outgoing_.end()) continue;  // a transfer that has ended
+    OnTransferAck(*t->second, rid, ok, reason);
+    touched.push_back(transfer_id);
   }
-  PumpTransfer(t);
-  ReportIfDone(t);
-  FinishTransfers();  // may erase t
+  for (uint64_t id : touched) {
+    auto t = outgoing_.find(id);
+    if (t == outgoing_.end()) continue;
+    PumpTransfer(*t->second);
+    ReportIfDone(*t->second);
+  }
+  if (!touched.empty()) FinishTransfers();
+}
+
+void Server::OnTransferAck(OutgoingTransfer& t, uint64_t rid, bool ok, const std::string& reason) {
+  t.last_progress = Clock::now();
+  if (t.chunks_in_flight.erase(rid) > 0) {
+    if (!ok) AbortTransfer(t.id, "target refused a chunk: " + reason, /*by_ecs=*/false);
+  } else if (auto f = t.forwards.find(rid); f != t.forwards.end()) {
+    std::vector<uint64_t> ids = std::move(f->second.hold_ids);
+    t.forwards.erase(f);
+    SettleForward(ids, ok ? Status::Ok() : Status::Unavailable("hand-off target: " + reason));
+  }
 }
 
 void Server::ReportIfDone(OutgoingTransfer& t) {
@@ -391,34 +493,28 @@ Status Server::ApplyForward(uint64_t transfer_id, std::vector<WriteOp> entries) 
   return Status::Ok();
 }
 
-std::vector<bool> Server::ForwardWrites(const std::vector<WriteOp>& ops,
-                                        std::vector<HeldReply>& parked) {
+void Server::ForwardWrites(const std::vector<WriteOp>& ops, const std::vector<uint64_t>& hold_ids) {
   std::vector<uint64_t> stalled;
-  std::vector<bool> held(ops.size(), false);
-  std::vector<uint64_t> hold_id(ops.size(), 0);
   std::vector<Hash128> positions;
   positions.reserve(ops.size());
   for (const auto& op : ops) positions.push_back(KeyPosition(op.key));
   for (auto& [tid, t] : outgoing_) {
-    if (t->broken) continue;  // its ranges are refused before they get here
+    // Broken: its ranges are refused before they get here. Repair: the
+    // target is a replica and gets the writes through replication.
+    if (t->broken || t->repair) continue;
     std::vector<WriteOp> fwd;
     std::vector<uint64_t> ids;
     for (size_t i = 0; i < ops.size(); ++i) {
       if (!RangesContain(t->ranges, positions[i])) continue;
-      if (hold_id[i] == 0) {
-        hold_id[i] = next_hold_id_++;
-        held_[hold_id[i]] = std::move(parked[i]);
-        held[i] = true;
-      }
-      held_[hold_id[i]].waiting++;
+      held_[hold_ids[i]].waiting++;
       fwd.push_back(ops[i]);
-      ids.push_back(hold_id[i]);
+      ids.push_back(hold_ids[i]);
     }
     if (fwd.empty()) continue;
     uint64_t rid = t->next_request_id++;
     zmq::message_t msg = EncodeForward(rid, t->id, fwd);
     t->forwards[rid] = InFlightForward{std::move(ids), Clock::now()};
-    if (!t->socket.send(msg, zmq::send_flags::dontwait)) {
+    if (!t->socket->send(msg, zmq::send_flags::dontwait)) {
       // The target is not taking messages (gone, or far behind): never block
       // the event loop on it. The transfer fails; the ECS aborts the
       // transition, so these writes stay (durably) with this node.
@@ -426,7 +522,6 @@ std::vector<bool> Server::ForwardWrites(const std::vector<WriteOp>& ops,
     }
   }
   for (uint64_t tid : stalled) AbortTransfer(tid, "target is not accepting forwarded writes", /*by_ecs=*/false);
-  return held;
 }
 
 void Server::SettleForward(const std::vector<uint64_t>& hold_ids, const Status& outcome) {
@@ -435,25 +530,37 @@ void Server::SettleForward(const std::vector<uint64_t>& hold_ids, const Status& 
     if (it == held_.end()) continue;  // already answered (an earlier failure)
     HeldReply& h = it->second;
     if (outcome.ok() && --h.waiting > 0) continue;
-    Reply r;
-    r.request_id = h.request_id;
-    r.key = h.key;
-    std::string reason;  // outlives r, which only points at it
-    if (outcome.ok()) {
-      r.status = h.status;
-    } else {
-      r.status = h.failure_status;
-      reason = "outcome unknown: " + outcome.message();
-      r.reason = reason;
+    if (!h.silent) {
+      Reply r;
+      r.request_id = h.request_id;
+      r.key = h.key;
+      std::string reason;  // outlives r, which only points at it
+      if (outcome.ok()) {
+        r.status = h.status;
+      } else if (outcome.code() == Status::Code::kNotResponsible) {
+        r.status = WireStatus::SERVER_NOT_RESPONSIBLE;
+        reason = outcome.message();
+        r.reason = reason;
+      } else {
+        r.status = h.failure_status;
+        reason = "outcome unknown: " + outcome.message();
+        r.reason = reason;
+      }
+      Send(h.identity, r);
     }
-    Send(h.identity, r);
+    std::string key = std::move(h.key);
     held_.erase(it);
+    ReleaseKey(key);
   }
 }
 
 void Server::ClusterTick() {
   auto now = Clock::now();
   link_->Tick(now);
+  ReplicationTick(now);
+  for (auto& [tid, t] : outgoing_) {
+    if (t->rate_bytes_per_s > 0 && !t->snapshot_exhausted) PumpTransfer(*t);
+  }
   auto timeout = std::chrono::milliseconds(config_.forward_timeout_ms);
   for (auto& [tid, t] : outgoing_) {
     for (auto f = t->forwards.begin(); f != t->forwards.end();) {

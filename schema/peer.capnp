@@ -88,6 +88,8 @@ struct Replicate {
   seq @3 :UInt64;                  # 1, 2, 3, ... within the stream
   ackedThrough @4 :UInt64;         # every seq <= this is acked by all replicas
   entries @5 :List(Entry);         # versions set: (ring version << 40) | counter
+  firstSeq @6 :UInt64;             # the stream's first seq: a replica that does
+                                   # not know the stream accepts only this one
 }
 
 enum ReplicateRefusal {
@@ -102,7 +104,8 @@ enum ReplicateRefusal {
 # Replica -> primary, reply to Replicate (same requestId).
 struct ReplicateAck {
   stream @0 :UInt64;
-  seq @1 :UInt64;
+  seq @1 :UInt64;                  # ok: every seq <= this is applied; gap: the
+                                   # last applied seq (0 = stream unknown)
   refusal @2 :ReplicateRefusal;    # none = durable on the replica
   ringVersion @3 :UInt64;          # the replica's ring version
   reason @4 :Text;

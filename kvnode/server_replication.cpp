@@ -1,0 +1,313 @@
+// The replication half of the Server: the primary's streams to its replicas,
+// the replica's apply path with fencing, and what a ring change does to both
+// (see kvnode/replication.h and docs/replication.md).
+#include <spdlog/spdlog.h>
+
+#include <random>
+
+#include "kvnode/server.h"
+
+namespace kv {
+namespace {
+
+uint64_t RandomStreamId() {
+  static thread_local std::mt19937_64 gen{std::random_device{}()};
+  uint64_t id = 0;
+  while (id == 0) id = gen();
+  return id;
+}
+
+std::string NodeKey(const NodeAddress& a) { return a.host + ":" + std::to_string(a.port); }
+
+}  // namespace
+
+uint64_t Server::NextVersion() {
+  uint64_t ring_version = ring_ ? ring_->version() : 0;
+  if (ring_version != version_ring_) {
+    version_ring_ = ring_version;
+    version_counter_ = 0;
+  }
+  return (ring_version << kVersionShift) | ++version_counter_;
+}
+
+uint64_t Server::AckedThrough() const {
+  uint64_t through = repl_seq_ - 1;
+  for (const auto& s : streams_) {
+    if (!s->unacked.empty()) through = std::min(through, s->unacked.front().batch->seq - 1);
+  }
+  return through;
+}
+
+void Server::ReplicateWrites(const std::vector<WriteOp>& ops, const std::vector<uint64_t>& versions,
+                             const std::vector<uint64_t>& hold_ids) {
+  if (streams_.empty() || ops.empty()) return;
+  auto batch = std::make_shared<ReplBatch>();
+  batch->seq = repl_seq_++;
+  batch->entries.reserve(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    batch->entries.push_back(ReplEntry{std::string(ops[i].key), std::string(ops[i].value),
+                                       ops[i].is_delete, versions[i]});
+  }
+  for (auto& stream : streams_) {
+    for (uint64_t id : hold_ids) held_[id].waiting++;
+    stream->unacked.push_back(ReplInFlight{batch, hold_ids, {}});
+    SendReplicate(*stream, stream->unacked.back());
+  }
+}
+
+void Server::SendReplicate(ReplicaStream& stream, ReplInFlight& in_flight) {
+  zmq::message_t msg = EncodeReplicate(next_hold_id_++, ring_ ? ring_->version() : 0, self_,
+                                       stream, AckedThrough(), *in_flight.batch);
+  in_flight.sent = Clock::now();
+  // Never block the loop on a slow or dead replica: what does not fit is
+  // re-sent by ReplicationTick, and a dead replica is removed from the ring.
+  (void)PeerLink(stream.replica).send(msg, zmq::send_flags::dontwait);
+}
+
+void Server::DropStreamHolds(ReplicaStream& stream, const Status& outcome) {
+  std::deque<ReplInFlight> unacked = std::move(stream.unacked);
+  stream.unacked.clear();
+  for (auto& f : unacked) SettleForward(f.hold_ids, outcome);
+}
+
+void Server::OnReplicateAck(const ReplicateAckMessage& ack) {
+  ReplicaStream* stream = nullptr;
+  for (auto& s : streams_) {
+    if (s->id == ack.stream) stream = s.get();
+  }
+  if (stream == nullptr) return;  // a stream that has been replaced
+  auto pop_through = [&](uint64_t seq) {
+    while (!stream->unacked.empty() && stream->unacked.front().batch->seq <= seq) {
+      std::vector<uint64_t> ids = std::move(stream->unacked.front().hold_ids);
+      stream->unacked.pop_front();
+      SettleForward(ids, Status::Ok());
+    }
+  };
+  auto now = Clock::now();
+  auto retry = std::chrono::milliseconds(config_.replica_retry_ms);
+  switch (ack.refusal) {
+    case wire::ReplicateRefusal::NONE: pop_through(ack.seq); return;
+    case wire::ReplicateRefusal::GAP:
+      if (ack.seq == 0) {
+        // The replica does not know this stream (it restarted): start a new
+        // one at the oldest batch it has not acknowledged.
+        stream->id = RandomStreamId();
+        stream->first_seq = stream->unacked.empty() ? repl_seq_ : stream->unacked.front().batch->seq;
+        spdlog::info("replica {} restarted its stream; re-sending {} batch(es)",
+                     stream->replica.ToString(), stream->unacked.size());
+      } else {
+        pop_through(ack.seq);
+      }
+      for (auto& f : stream->unacked) SendReplicate(*stream, f);
+      return;
+    case wire::ReplicateRefusal::FENCED: {
+      // The replica's ring says this node is not the primary of these keys
+      // (or it is not their replica): these writes cannot be acknowledged.
+      spdlog::warn("replica {} refused writes (its ring v{}, ours v{}): {}",
+                   stream->replica.ToString(), ack.ring_version, ring_ ? ring_->version() : 0,
+                   ack.reason);
+      if (ring_ && ack.ring_version > ring_->version()) {
+        fenced_until_ring_ = std::max(fenced_until_ring_, ack.ring_version);
+      }
+      DropStreamHolds(*stream, Status::NotResponsible("this node is no longer the key's primary; "
+                                                      "retry at the current one"));
+      stream->id = RandomStreamId();
+      stream->first_seq = repl_seq_;
+      return;
+    }
+    case wire::ReplicateRefusal::STALE_RING:
+    case wire::ReplicateRefusal::ERROR:
+    default:
+      if (ack.refusal == wire::ReplicateRefusal::ERROR) {
+        spdlog::warn("replica {} could not store writes: {}", stream->replica.ToString(),
+                     ack.reason);
+      }
+      stream->retry_at = now + retry;
+      return;
+  }
+}
+
+void Server::ReplicationTick(Clock::time_point now) {
+  auto retry = std::chrono::milliseconds(config_.replica_retry_ms);
+  for (auto& stream : streams_) {
+    if (stream->unacked.empty()) continue;
+    bool due = now - stream->unacked.front().sent >= retry ||
+               (stream->retry_at != Clock::time_point{} && now >= stream->retry_at);
+    if (!due) continue;
+    stream->retry_at = {};
+    for (auto& f : stream->unacked) SendReplicate(*stream, f);
+  }
+}
+
+void Server::ApplyReplicates(std::vector<std::pair<zmq::message_t, ReplicateMessage>>& run) {
+  std::vector<ReplicateAckMessage> acks(run.size());
+  std::vector<WriteOp> ops;
+  std::vector<size_t> applied;  // indexes into run whose entries are in ops
+  // Source states as they will be once the batch is durable.
+  std::map<std::string, SourceState> updated;
+  uint64_t version = ring_ ? ring_->version() : 0;
+  for (size_t i = 0; i < run.size(); ++i) {
+    const ReplicateMessage& m = run[i].second;
+    ReplicateAckMessage& ack = acks[i];
+    ack.stream = m.stream;
+    ack.ring_version = version;
+    if (!ring_ || m.ring_version > version) {
+      ack.refusal = wire::ReplicateRefusal::STALE_RING;
+      continue;
+    }
+    auto range = ring_->WriteRangeOf(m.primary);
+    bool fenced = !range.ok();
+    if (!fenced) {
+      auto replicas = ring_->Replicas(range->to);
+      fenced = std::find(replicas.begin(), replicas.end(), self_) == replicas.end() ||
+               NodeKey(replicas.front()) != NodeKey(m.primary);
+    }
+    for (size_t e = 0; !fenced && e < m.batch->entries.size(); ++e) {
+      fenced = !range->Contains(KeyPosition(m.batch->entries[e].key));
+    }
+    if (fenced) {
+      ack.refusal = wire::ReplicateRefusal::FENCED;
+      ack.reason = m.primary.ToString() + " is not the primary of these keys in ring v" +
+                   std::to_string(version) + " of " + self_.ToString();
+      continue;
+    }
+    std::string key = NodeKey(m.primary);
+    auto u = updated.find(key);
+    if (u == updated.end()) {
+      auto known = sources_.find(key);
+      SourceState start;
+      if (known != sources_.end()) start = known->second;
+      u = updated.emplace(key, std::move(start)).first;
+    }
+    SourceState& src = u->second;
+    src.primary = m.primary;
+    if (src.stream != m.stream) {
+      if (m.seq != m.first_seq) {
+        ack.refusal = wire::ReplicateRefusal::GAP;
+        ack.seq = 0;
+        continue;
+      }
+      src.stream = m.stream;
+      src.last_seq = m.seq - 1;
+    }
+    if (m.seq <= src.last_seq) {
+      ack.seq = src.last_seq;  // a re-send of something applied
+      continue;
+    }
+    if (m.seq != src.last_seq + 1) {
+      ack.refusal = wire::ReplicateRefusal::GAP;
+      ack.seq = src.last_seq;
+      continue;
+    }
+    src.last_seq = m.seq;
+    ack.seq = m.seq;
+    src.tail.push_back(m.batch);
+    while (!src.tail.empty() && src.tail.front()->seq <= m.acked_through) src.tail.pop_front();
+    for (const auto& e : m.batch->entries) ops.push_back(WriteOp{e.deleted, e.key, e.value});
+    applied.push_back(i);
+  }
+  Status s = ops.empty() ? Status::Ok() : store_->Write(ops, nullptr);
+  if (s.ok()) {
+    for (auto& [key, state] : updated) sources_[key] = std::move(state);
+    for (const auto& op : ops) {
+      cache_.Erase(op.key);
+      // A snapshot entry arriving later must not overwrite this newer write.
+      for (auto& [tid, in] : incoming_) {
+        if (!in.snapshot_complete && RangesContain(in.ranges, KeyPosition(op.key))) {
+          in.forwarded.insert(std::string(op.key));
+        }
+      }
+    }
+  } else {
+    spdlog::error("applying {} replicated writes failed: {}", ops.size(), s.ToString());
+    for (size_t i : applied) {
+      acks[i].refusal = wire::ReplicateRefusal::ERROR;
+      acks[i].reason = s.message();
+    }
+  }
+  for (size_t i = 0; i < run.size(); ++i) {
+    zmq::message_t id(run[i].first.data(), run[i].first.size());
+    zmq::message_t ack = EncodeReplicateAck(run[i].second.request_id, acks[i]);
+    (void)peer_.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    (void)peer_.send(ack, zmq::send_flags::dontwait);
+  }
+  run.clear();
+}
+
+void Server::ReconcileReplication(const std::optional<HashRange>& old_write_range) {
+  std::vector<NodeAddress> want;
+  if (write_range_) {
+    for (auto& r : ring_->Replicas(write_range_->to)) {
+      if (!(r == self_)) want.push_back(r);
+    }
+  }
+  // Replicas that are no longer in the set: if this node is still primary,
+  // the writes they held up are durable here and reach any new replica
+  // through re-replication; if it is not, their outcome is unknown and the
+  // clients retry at the new primary.
+  Status gone = write_range_ ? Status::Ok()
+                             : Status::NotResponsible("this node is no longer primary; retry");
+  for (auto it = streams_.begin(); it != streams_.end();) {
+    if (std::find(want.begin(), want.end(), (*it)->replica) != want.end()) {
+      ++it;
+      continue;
+    }
+    spdlog::info("replication to {} ends", (*it)->replica.ToString());
+    DropStreamHolds(**it, gone);
+    it = streams_.erase(it);
+  }
+  for (const auto& r : want) {
+    bool have = false;
+    for (const auto& s : streams_) have |= s->replica == r;
+    if (have) continue;
+    auto stream = std::make_unique<ReplicaStream>();
+    stream->replica = r;
+    stream->id = RandomStreamId();
+    stream->first_seq = repl_seq_;
+    spdlog::info("replicating to {}", r.ToString());
+    streams_.push_back(std::move(stream));
+  }
+
+  // Promotion: batches this node applied as a replica and whose primary never
+  // reported them acknowledged by every replica may be missing on the other
+  // replicas. This node may already have served them, so it sends them on
+  // before any write of its own (same links, so in order).
+  if (write_range_) {
+    std::vector<WriteOp> ops;
+    std::vector<uint64_t> versions;
+    for (auto& [key, src] : sources_) {
+      if (src.primary == self_) continue;
+      for (const auto& batch : src.tail) {
+        for (const auto& e : batch->entries) {
+          Hash128 pos = KeyPosition(e.key);
+          bool was_mine = old_write_range && old_write_range->Contains(pos);
+          if (!write_range_->Contains(pos) || was_mine) continue;
+          ops.push_back(WriteOp{e.deleted, e.key, e.value});
+          versions.push_back(e.version);
+        }
+      }
+    }
+    if (!ops.empty() && !streams_.empty()) {
+      spdlog::info("promoted: re-sending {} write(s) the previous primary had not confirmed",
+                   ops.size());
+      std::vector<uint64_t> hold_ids;
+      for (const auto& op : ops) {
+        uint64_t id = next_hold_id_++;
+        HeldReply& h = held_[id];
+        h.silent = true;
+        h.key = std::string(op.key);
+        h.waiting = 1;
+        unacked_keys_[h.key]++;
+        hold_ids.push_back(id);
+      }
+      ReplicateWrites(ops, versions, hold_ids);
+      SettleForward(hold_ids, Status::Ok());
+    }
+  }
+  // Sources that have left the ring send nothing more.
+  for (auto it = sources_.begin(); it != sources_.end();) {
+    it = ring_->Contains(it->second.primary) ? std::next(it) : sources_.erase(it);
+  }
+}
+
+}  // namespace kv

@@ -1,0 +1,162 @@
+// Replication factor 3 on real processes: an acknowledged write is on every
+// replica when its reply arrives, replicas refuse writes from a node that is
+// not the key's primary, and killing a primary loses no acknowledged write.
+#include <catch2/catch.hpp>
+#include <map>
+#include <string>
+#include <zmq.hpp>
+
+#include "peer.capnp.h"
+#include "schema/socket.h"
+#include "schema/wire.h"
+#include "tests/support/cluster.h"
+
+using kv::Op;
+using kv::WireStatus;
+using kvtest::Cluster;
+using kvtest::RawClient;
+using kvtest::RoutedClient;
+using kvtest::TempDir;
+
+namespace {
+
+// A get with stale_ok, which any replica of the key answers from its own copy.
+std::optional<kvtest::OwnedReply> ReplicaGet(RawClient& c, const std::string& key, uint64_t id) {
+  kv::Request r;
+  r.request_id = id;
+  r.op = Op::kGet;
+  r.key = key;
+  r.stale_ok = true;
+  c.Send(r);
+  return c.Receive(std::chrono::seconds(5));
+}
+
+// A Replicate claiming to come from primary (kvnode/replication.h's format,
+// built here because integration tests link no server library).
+zmq::message_t Replicate(uint64_t ring_version, uint16_t primary_port, uint64_t stream,
+                         const std::string& key, const std::string& value) {
+  capnp::MallocMessageBuilder b;
+  auto msg = b.initRoot<kv::wire::PeerMessage>();
+  msg.setVersion(kv::wire::PEER_VERSION);
+  msg.setRequestId(7);
+  auto r = msg.initReplicate();
+  r.setRingVersion(ring_version);
+  auto p = r.initPrimary();
+  p.setHost("127.0.0.1");
+  p.setPort(primary_port);
+  p.setPeerPort(1);
+  r.setStream(stream);
+  r.setSeq(1);
+  r.setFirstSeq(1);
+  auto e = r.initEntries(1)[0];
+  e.setKey(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(key.data()), key.size()));
+  e.setValue(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(value.data()), value.size()));
+  e.setVersion(1);
+  return kv::ToFrame(b);
+}
+
+bool IsWriteOk(const std::optional<kvtest::OwnedReply>& r) {
+  return r && (r->status == WireStatus::PUT_SUCCESS || r->status == WireStatus::PUT_UPDATE ||
+               r->status == WireStatus::DELETE_SUCCESS);
+}
+
+}  // namespace
+
+TEST_CASE("with replication factor 3 an acknowledged write is on every replica when it is answered",
+          "[replication]") {
+  TempDir dir;
+  Cluster cluster(dir.path(), {"--replication-factor", "3"});
+  REQUIRE(cluster.started());
+  for (int i = 0; i < 3; ++i) cluster.StartNode();
+  REQUIRE(cluster.WaitForRingSize(3));
+
+  RoutedClient client([&] { return cluster.LivePorts(); });
+  std::map<std::string, std::string> written;
+  for (int i = 0; i < 200; ++i) {
+    std::string key = "r-" + std::to_string(i), value = "value-" + std::to_string(i);
+    REQUIRE(IsWriteOk(client.Call(Op::kPut, key, value)));
+    written[key] = value;
+  }
+  for (int i = 0; i < 200; i += 4) {
+    REQUIRE(IsWriteOk(client.Call(Op::kDelete, "r-" + std::to_string(i))));
+    written.erase("r-" + std::to_string(i));
+  }
+  // Three nodes, three copies: every node holds every key, at once.
+  uint64_t id = 1;
+  for (size_t n = 0; n < 3; ++n) {
+    RawClient replica(cluster.node(n).port());
+    for (int i = 0; i < 200; ++i) {
+      std::string key = "r-" + std::to_string(i);
+      auto reply = ReplicaGet(replica, key, id++);
+      REQUIRE(reply);
+      auto it = written.find(key);
+      if (it == written.end()) {
+        CHECK(reply->status == WireStatus::GET_ERROR);
+      } else {
+        REQUIRE(reply->status == WireStatus::GET_SUCCESS);
+        CHECK(reply->value == it->second);
+      }
+    }
+  }
+}
+
+TEST_CASE("a replica refuses replicated writes from a node that is not the key's primary",
+          "[replication]") {
+  TempDir dir;
+  Cluster cluster(dir.path(), {"--replication-factor", "3"});
+  REQUIRE(cluster.started());
+  for (int i = 0; i < 3; ++i) cluster.StartNode();
+  REQUIRE(cluster.WaitForRingSize(3));
+
+  RoutedClient client([&] { return cluster.LivePorts(); });
+  REQUIRE(IsWriteOk(client.Call(Op::kPut, "fenced-key", "good")));
+
+  // Pretend to be a primary that is not in the ring at all, then one that is
+  // in the ring but not the key's primary.
+  zmq::context_t ctx(1);
+  zmq::socket_t dealer = kv::MakeSocket(ctx, zmq::socket_type::dealer, {});
+  dealer.connect(kv::TcpEndpoint("127.0.0.1", cluster.node(0).peer_port()));
+  auto entries = cluster.Keyrange();
+  kv::Hash128 pos = kv::KeyPosition("fenced-key");
+  uint16_t primary_port = 0;
+  for (const auto& e : entries) {
+    bool in = e.from_inclusive <= e.to_inclusive
+                  ? (pos >= e.from_inclusive && pos <= e.to_inclusive)
+                  : (pos >= e.from_inclusive || pos <= e.to_inclusive);
+    if (in) primary_port = e.port;
+  }
+  uint16_t impostor_port = 0;
+  for (const auto& e : entries) {
+    if (e.port != primary_port) impostor_port = e.port;
+  }
+  for (uint16_t claimed : {uint16_t{1}, impostor_port}) {
+    zmq::message_t msg = Replicate(1000000, claimed, 42 + claimed, "fenced-key", "evil");
+    REQUIRE(dealer.send(msg, zmq::send_flags::none));
+    zmq::message_t reply;
+    dealer.set(zmq::sockopt::rcvtimeo, 5000);
+    REQUIRE(dealer.recv(reply));
+    auto reader = kv::FrameReader::Open(reply);
+    REQUIRE(reader.ok());
+    auto root = (*reader)->Root<kv::wire::PeerMessage>();
+    REQUIRE(root.isReplicateAck());
+    // Its ring is older than the claimed version 1000000: never applied.
+    CHECK(root.getReplicateAck().getRefusal() != kv::wire::ReplicateRefusal::NONE);
+
+    // With a current ring version the refusal is a fence.
+    zmq::message_t msg2 = Replicate(0, claimed, 42 + claimed, "fenced-key", "evil");
+    REQUIRE(dealer.send(msg2, zmq::send_flags::none));
+    REQUIRE(dealer.recv(reply));
+    auto reader2 = kv::FrameReader::Open(reply);
+    REQUIRE(reader2.ok());
+    auto root2 = (*reader2)->Root<kv::wire::PeerMessage>();
+    REQUIRE(root2.isReplicateAck());
+    CHECK(root2.getReplicateAck().getRefusal() == kv::wire::ReplicateRefusal::FENCED);
+  }
+  auto reply = client.Call(Op::kGet, "fenced-key");
+  REQUIRE(reply);
+  CHECK(reply->value == "good");
+  RawClient replica(cluster.node(0).port());
+  auto stale = ReplicaGet(replica, "fenced-key", 99);
+  REQUIRE(stale);
+  CHECK(stale->value == "good");
+}
