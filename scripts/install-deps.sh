@@ -13,6 +13,7 @@ PACKAGES=(
   catch2
   libssl-dev     # MD5 for ring and key placement
   libedit-dev    # line editing and history in the kvclient shell
+  libhiredis-dev # kvbench's Redis target (--target redis://HOST:PORT)
 )
 
 missing=()

@@ -1,0 +1,202 @@
+// kvbench's target for our own store: a node or a broker at -bh/-bp, routed
+// through kvclient's Router (one Connection per node per lane), all driven
+// by zmq::poll from the runner's thread. A request answered
+// server_not_responsible is resent after a ring refresh, at most
+// kMaxRedirects times, and counted in redirects(), not as an error.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <zmq.hpp>
+
+#include "kvclient/router.h"
+#include "kvclient/target.h"
+
+namespace kv::bench {
+namespace {
+
+using client::Clock;
+using client::Completion;
+using client::Connection;
+
+// Resends one request may get after server_not_responsible.
+constexpr int kMaxRedirects = 3;
+
+Op WireOp(Action action) {
+  switch (action) {
+    case Action::kGet:
+      return Op::kGet;
+    case Action::kPut:
+      return Op::kPut;
+    case Action::kDelete:
+      return Op::kDelete;
+  }
+  return Op::kGet;
+}
+
+class ClusterTarget : public Target {
+ public:
+  explicit ClusterTarget(const TargetOptions& options)
+      : router_(ctx_, client::RouterOptions{options.request_timeout, options.broker_pub_port,
+                                            options.lanes}) {}
+
+  Status Connect(const std::string& host, uint16_t port) {
+    if (Status s = router_.Connect(host, port); !s.ok()) return s;
+    if (router_.via_broker()) {
+      if (router_.table().empty()) (void)router_.Refresh();
+      if (router_.table().empty()) {
+        return Status::Unavailable("the broker at " + router_.address() +
+                                   " has no nodes in its ring");
+      }
+    }
+    return Status::Ok();
+  }
+
+  std::string Describe() const override {
+    std::string kind = router_.via_broker() ? "broker " : "node ";
+    if (!router_.via_broker() && router_.table().size() <= 1) return kind + router_.address();
+    return kind + router_.address() + ", ring v" + std::to_string(router_.version()) + " with " +
+           std::to_string(router_.table().size()) + " nodes";
+  }
+
+  void Send(size_t lane, uint64_t tag, Action action, std::string_view key,
+            std::string_view value) override {
+    Issue(Request{tag, action, std::string(key), value, lane, 0});
+  }
+
+  void Poll(std::chrono::milliseconds wait, std::vector<TargetReply>* out) override {
+    if (!failed_.empty()) {  // something to report already: do not sleep
+      wait = std::chrono::milliseconds(0);
+    }
+    std::vector<Connection*> connections = router_.Connections();
+    const Clock::time_point now = Clock::now();
+    Clock::time_point wake = now + wait;
+    for (Connection* c : connections) {
+      if (auto d = c->NextDeadline()) wake = std::min(wake, *d);
+    }
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(wake - now);
+    items_.clear();
+    for (Connection* c : connections) items_.push_back(c->PollItem());
+    if (auto updates = router_.UpdatesPollItem()) items_.push_back(*updates);
+    try {
+      zmq::poll(items_.data(), items_.size(), std::max(ms, std::chrono::milliseconds(0)));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) spdlog::warn("poll failed: {}", e.what());
+    }
+
+    router_.PollUpdates();
+    std::vector<Redirect> redirects;
+    const Clock::time_point collected = Clock::now();
+    for (Connection* c : connections) {
+      completions_.clear();
+      c->Collect(collected, &completions_);
+      for (auto& completion : completions_) Account(c, completion, out, &redirects);
+    }
+    Resend(redirects);
+    router_.ReapRetired();
+    out->insert(out->end(), std::make_move_iterator(failed_.begin()),
+                std::make_move_iterator(failed_.end()));
+    failed_.clear();
+  }
+
+  uint64_t redirects() const override { return redirects_; }
+
+ private:
+  // What the target keeps about a request in flight, to resend it.
+  struct Request {
+    uint64_t tag;
+    Action action;
+    std::string key;
+    std::string_view value;  // into the runner's value buffer, which outlives the run
+    size_t lane;
+    int redirects;
+  };
+  struct Redirect {
+    Request request;
+    std::string from;       // the node that refused
+    uint64_t ring_version;  // its ring version
+  };
+  using Key = std::pair<Connection*, uint64_t>;  // connection, request id
+
+  void Issue(Request request) {
+    auto connection = router_.ConnectionFor(request.key, request.lane);
+    if (!connection.ok()) {
+      spdlog::warn("no route for {}: {}", request.key, connection.status().ToString());
+      failed_.push_back(TargetReply{request.tag, false, "no_route"});
+      return;
+    }
+    auto id = (*connection)->Send(WireOp(request.action), request.key, request.value,
+                                  router_.version());
+    if (!id.ok()) {
+      spdlog::warn("send to {} failed: {}", (*connection)->address(), id.status().ToString());
+      failed_.push_back(TargetReply{request.tag, false, "send_failed"});
+      return;
+    }
+    in_flight_.emplace(Key{*connection, *id}, std::move(request));
+  }
+
+  void Account(Connection* connection, Completion& c, std::vector<TargetReply>* out,
+               std::vector<Redirect>* redirects) {
+    auto it = in_flight_.find(Key{connection, c.request_id});
+    if (it == in_flight_.end()) return;  // a router refresh (keyrange), not ours
+    Request request = std::move(it->second);
+    in_flight_.erase(it);
+    if (!c.result.ok()) {
+      out->push_back(TargetReply{request.tag, false,
+                                 c.result.status().IsTimeout() ? "timeout" : "client_error"});
+      return;
+    }
+    const WireStatus status = c.result->status;
+    if (status == WireStatus::SERVER_NOT_RESPONSIBLE && request.redirects < kMaxRedirects) {
+      redirects->push_back(
+          Redirect{std::move(request), connection->address(), c.result->ring_version});
+      return;
+    }
+    if (!IsSuccess(status)) {
+      out->push_back(TargetReply{request.tag, false, StatusWord(status)});
+      return;
+    }
+    out->push_back(TargetReply{request.tag, true, {}});
+  }
+
+  // Refreshes the ring once for the newest version any redirecting node
+  // reported, then resends.
+  void Resend(std::vector<Redirect>& redirects) {
+    if (redirects.empty()) return;
+    const Redirect* newest = &redirects.front();
+    for (const auto& r : redirects) {
+      if (r.ring_version > newest->ring_version) newest = &r;
+    }
+    // A node on the same ring version as ours lags behind; refreshing would
+    // not help, and the resend gives it a moment.
+    if (newest->ring_version > router_.version() || router_.table().empty()) {
+      if (Status s = router_.Refresh(newest->from); !s.ok()) {
+        spdlog::warn("ring refresh failed: {}", s.ToString());
+      }
+    }
+    for (auto& r : redirects) {
+      ++redirects_;
+      ++r.request.redirects;
+      Issue(std::move(r.request));
+    }
+  }
+
+  zmq::context_t ctx_;
+  client::Router router_;
+  std::map<Key, Request> in_flight_;
+  std::vector<TargetReply> failed_;  // sends that failed, reported by the next Poll
+  std::vector<Completion> completions_;
+  std::vector<zmq::pollitem_t> items_;
+  uint64_t redirects_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Target>> MakeClusterTarget(const std::string& host, uint16_t port,
+                                                  const TargetOptions& options) {
+  auto target = std::make_unique<ClusterTarget>(options);
+  if (Status s = target->Connect(host, port); !s.ok()) return s;
+  return std::unique_ptr<Target>(std::move(target));
+}
+
+}  // namespace kv::bench
