@@ -32,14 +32,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_file() {  # wait_file FILE PID
-  for _ in $(seq 1 100); do
-    [ -s "$1" ] && return 0
-    kill -0 "$2" 2>/dev/null || { echo "process $2 died; see $dir" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "timed out waiting for $1" >&2; exit 1
-}
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh  # wait_file
 
 $bin/kvbroker -a 127.0.0.1 -p 0 --port-file "$dir/broker.port" -l "$dir/broker.log" &
 pids+=($!); wait_file "$dir/broker.port" $!
