@@ -5,34 +5,24 @@
 #include <unistd.h>
 
 #include <capnp/message.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include "broker/broker_util.h"
 #include "schema/framing.h"
 #include "schema/socket.h"
 
 namespace kv {
 namespace {
 
-constexpr size_t kMaxFrames = 3;    // identity + body + one to detect extras
-constexpr int kDrainLimit = 1024;   // messages taken from one socket per poll round
-
-std::string RingTopic() { return std::string(wire::RING_TOPIC.get().cStr()); }
-
-std::string ToString(const zmq::message_t& m) { return std::string(m.data<char>(), m.size()); }
-
-// Printable form of a ZeroMQ identity for logs (ROUTER identities are binary).
-std::string Printable(const std::string& identity) {
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : identity) {
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  }
-  return out;
-}
+using broker_util::kDrainLimit;
+using broker_util::kMaxFrames;
+using broker_util::Printable;
+using broker_util::RingTopic;
+using broker_util::ToString;
 
 const char* KindName(wire::ControlRequest::Which which) {
   switch (which) {
@@ -86,7 +76,8 @@ Result<uint16_t> Bind(zmq::socket_t& socket, const std::string& address, uint16_
 Broker::Broker(BrokerConfig config, Clock clock)
     : config_(std::move(config)),
       clock_(std::move(clock)),
-      queue_(static_cast<size_t>(config_.max_queue)) {}
+      queue_(static_cast<size_t>(config_.max_queue)),
+      failures_(std::chrono::milliseconds(config_.failure_timeout_ms)) {}
 
 Broker::~Broker() {
   for (int fd : stop_pipe_) {
@@ -128,8 +119,9 @@ Status Broker::Start() {
   zmq::message_t m(subscribe.data(), subscribe.size());
   (void)sub_.send(m, zmq::send_flags::dontwait);
 
-  spdlog::info("kvbroker on {}: control {}, pub {}, sub {} (max queue {})", config_.address,
-               control_port_, pub_port_, sub_port_, config_.max_queue);
+  spdlog::info("kvbroker on {}: control {}, pub {}, sub {} (max queue {}, failure timeout {})",
+               config_.address, control_port_, pub_port_, sub_port_, config_.max_queue,
+               failures_.enabled() ? std::to_string(config_.failure_timeout_ms) + " ms" : "off");
   if (!config_.port_file.empty()) {
     Status s = WritePortFile(config_.port_file, control_port_, pub_port_, sub_port_);
     if (!s.ok()) return s;
@@ -152,7 +144,7 @@ Status Broker::Run() {
   };
   for (;;) {
     try {
-      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(-1));
+      zmq::poll(items.data(), items.size(), PollTimeout());
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       return Status::IOError(std::string("poll: ") + e.what());
@@ -163,6 +155,7 @@ Status Broker::Run() {
     if (items[1].revents & ZMQ_POLLIN) ProcessPublications();
     if (items[2].revents & ZMQ_POLLIN) ProcessSubscriptions();
     if (items[0].revents & ZMQ_POLLIN) ProcessControl();
+    ReportFailures();
   }
   spdlog::info("kvbroker stopping: {} requests still queued, ring version {}", queue_.depth(),
                ring_version_);
@@ -260,8 +253,12 @@ Status Broker::HandleRequest(const std::string& identity, wire::ControlRequest::
         return Status::InvalidArgument("heartbeat needs a host and a port");
       }
       std::string key = host + ":" + std::to_string(address.getPort());
-      last_seen_[key] = clock_();
-      spdlog::trace("heartbeat from {}", key);
+      auto silent = failures_.OnHeartbeat(key, clock_());
+      if (silent && failures_.enabled() && *silent >= failures_.timeout()) {
+        spdlog::info("heartbeat from {} again after {} ms of silence", key, silent->count());
+      } else {
+        spdlog::trace("heartbeat from {}", key);
+      }
       Reply(identity, id, wire::ControlStatus::OK, "");
       return Status::Ok();
     }
@@ -337,6 +334,11 @@ Status Broker::HandleWorkDone(const std::string& identity, wire::RoutedReply::Re
   auto client_bytes = done.getClient();
   if (client_bytes.size() == 0) return Status::InvalidArgument("workDone without a client");
   std::string client(reinterpret_cast<const char*>(client_bytes.begin()), client_bytes.size());
+  CacheRingFromReply(done.getReply());
+  if (client == FailureReporter()) {
+    LogFailureReportDone(done.getReply());
+    return Status::Ok();
+  }
   capnp::MallocMessageBuilder builder;
   auto msg = builder.initRoot<wire::ControlMessage>();
   msg.setVersion(wire::CONTROL_VERSION);
@@ -387,108 +389,6 @@ void Broker::Reply(const std::string& identity, uint64_t request_id, wire::Contr
     spdlog::debug("requester {} of request {} is gone; reply dropped", Printable(identity),
                   request_id);
   }
-}
-
-// ---- event plane ----
-
-void Broker::ProcessPublications() {
-  for (int i = 0; i < kDrainLimit; ++i) {
-    size_t total = RecvMultipart(sub_, &frames_, kMaxFrames, zmq::recv_flags::dontwait);
-    if (total == 0) break;
-    try {
-      HandlePublication(frames_, total);
-    } catch (const std::exception& e) {
-      spdlog::error("internal error handling a publication: {}", e.what());
-    }
-  }
-}
-
-void Broker::HandlePublication(std::vector<zmq::message_t>& frames, size_t total) {
-  if (total != 2) {
-    spdlog::warn("event plane: dropping a publication of {} frame(s), expected [topic][Ring]",
-                 total);
-    return;
-  }
-  std::string topic = ToString(frames[0]);
-  if (topic != RingTopic()) {
-    spdlog::warn("event plane: dropping a publication on unknown topic '{}' ({} bytes)",
-                 topic.substr(0, 64), topic.size());
-    return;
-  }
-  uint64_t version = 0;
-  size_t nodes = 0;
-  auto reader = FrameReader::Open(frames[1]);
-  Status s = reader.ok() ? Status::Ok() : reader.status();
-  if (s.ok()) {
-    s = ReadUntrusted([&]() -> Status {
-      auto ring = (*reader)->Root<wire::Ring>();
-      version = ring.getVersion();
-      // Walk every pointer now, so a ring that is cached is a ring that reads.
-      for (auto node : ring.getNodes()) {
-        (void)node.getAddress().getHost();
-        if (node.getPosition().size() != 16) {
-          return Status::InvalidArgument("a node position is not 16 bytes");
-        }
-        ++nodes;
-      }
-      if (version == 0) return Status::InvalidArgument("ring version 0 means no ring");
-      return Status::Ok();
-    });
-  }
-  if (!s.ok()) {
-    spdlog::warn("event plane: dropping a malformed ring ({} bytes): {}", frames[1].size(),
-                 s.message());
-    return;
-  }
-  if (version <= ring_version_) {
-    // The ECS republishes its ring every second: the same version is routine;
-    // an older one is worth a line.
-    if (version == ring_version_) {
-      spdlog::debug("event plane: ring version {} republished", version);
-    } else {
-      spdlog::info("event plane: ignoring ring version {}: already have version {}", version,
-                   ring_version_);
-    }
-    return;
-  }
-  ring_frame_.copy(frames[1]);
-  ring_version_ = version;
-  spdlog::info("event plane: ring version {} with {} nodes", version, nodes);
-  SendCachedRing();
-}
-
-void Broker::ProcessSubscriptions() {
-  for (int i = 0; i < kDrainLimit; ++i) {
-    size_t total = RecvMultipart(pub_, &frames_, kMaxFrames, zmq::recv_flags::dontwait);
-    if (total == 0) break;
-    const zmq::message_t& m = frames_[0];
-    const auto* bytes = m.data<unsigned char>();
-    if (total != 1 || m.size() == 0 || bytes[0] > 1) {
-      spdlog::warn("event plane: ignoring a non-subscription message from a subscriber");
-      continue;
-    }
-    std::string topic(reinterpret_cast<const char*>(bytes) + 1, m.size() - 1);
-    bool subscribe = bytes[0] == 1;
-    spdlog::debug("event plane: {} '{}'", subscribe ? "subscribe" : "unsubscribe", topic);
-    zmq::message_t upstream(m.data(), m.size());
-    (void)sub_.send(upstream, zmq::send_flags::dontwait);
-    // A subscription to any prefix of the topic (including "") gets the ring.
-    if (subscribe && ring_version_ != 0 && RingTopic().compare(0, topic.size(), topic) == 0 &&
-        topic.size() <= RingTopic().size()) {
-      SendCachedRing();
-    }
-  }
-}
-
-void Broker::SendCachedRing() {
-  std::string topic = RingTopic();
-  zmq::message_t t(topic.data(), topic.size());
-  zmq::message_t body;
-  body.copy(ring_frame_);
-  // XPUB never blocks: a subscriber over its high-water mark misses this copy
-  // and catches up on the next publication or with getRing.
-  (void)pub_.send(t, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-  (void)pub_.send(body, zmq::send_flags::dontwait);
 }
 
 }  // namespace kv

@@ -1,12 +1,14 @@
 // kvbroker: the control plane's front door and the event plane's relay, in one
-// event loop (zmq_poll over three sockets and a stop pipe) that owns the work
-// queue, the ECS's credit, the last published ring and heartbeat times.
+// event loop (zmq_poll over three sockets and a stop pipe, woken at least
+// every failure_check_ms) that owns the work queue, the ECS's credit, the last
+// published ring and the failure detector (heartbeat times).
 //
 // Control plane, one ROUTER on --port. Every message is exactly
 //   [identity][ControlMessage]            (schema/control.capnp, one frame)
 //   node/client -> broker  request{join | leave | nodeFailed}  queued for the ECS
 //                          request{getRing}    answered at once from the ring cache
-//                          request{heartbeat}  answered ok at once; last-seen recorded
+//                          request{heartbeat}  answered ok at once, never queued;
+//                                              the failure detector notes it
 //   broker -> node/client  reply{requestId, status, reason, ring}
 //   ECS -> broker          ecsReady(n)  n more credit; marks the sender as the ECS
 //                          (a new identity replaces the old ECS and voids its credit)
@@ -19,6 +21,16 @@
 // (it died) is not re-delivered; the requester times out and retries, so
 // join/leave/nodeFailed must be idempotent at the ECS. A request the broker
 // could not hand to the ECS at all (its connection is gone) stays queued.
+// Failure detection (broker/failure_detector.h): a member of the cached ring
+// not heard from for --failure-timeout-ms is reported to the ECS as
+// request{nodeFailed} through the same queue, as if from the synthetic client
+// kFailureReporter (an identity no ZeroMQ peer can have); such reports are
+// queued even past --max-queue, at most one per member at a time, again every
+// timeout while the member stays in the ring, and the ECS's workDone for them
+// is logged and dropped. A node's lease (--lease-ms, counted from the SEND
+// time of its last answered heartbeat) is shorter than the failure timeout
+// (counted from the broker's RECEPTION of it), so a node has stopped serving
+// before it is reported.
 // Anything malformed (not a ControlMessage, wrong version, frames other than
 // identity + 1, reply/work sent to the broker, workDone from a non-ECS) is
 // logged and answered badRequest with the request id when one can be read.
@@ -46,6 +58,7 @@
 #include <zmq.hpp>
 
 #include "broker/config.h"
+#include "broker/failure_detector.h"
 #include "broker/queue.h"
 #include "schema/status.h"
 #include "schema/wire.h"
@@ -56,7 +69,8 @@ class Broker {
  public:
   using Clock = std::function<std::chrono::steady_clock::time_point()>;
 
-  // config must have gone through ResolvePorts. clock times heartbeats.
+  // config must have gone through ResolvePorts. clock times heartbeats and
+  // failure reports; tests inject a fake one.
   explicit Broker(BrokerConfig config, Clock clock = std::chrono::steady_clock::now);
   ~Broker();
   Broker(const Broker&) = delete;
@@ -74,6 +88,12 @@ class Broker {
   uint16_t pub_port() const { return pub_port_; }
   uint16_t sub_port() const { return sub_port_; }
 
+  // The requester identity of the broker's own nodeFailed reports. It starts
+  // with a zero byte and is not 5 bytes long, so it is neither an identity
+  // ZeroMQ generates (5 bytes, zero first) nor one a peer may set (never zero
+  // first).
+  static const std::string& FailureReporter();
+
  private:
   void ProcessControl();
   void HandleControl(std::vector<zmq::message_t>& frames, size_t total);
@@ -83,9 +103,20 @@ class Broker {
   void Enqueue(const std::string& identity, wire::ControlRequest::Reader request);
   void Dispatch();
   void LogDepthChange(size_t before, const char* what);
+  // Queues a nodeFailed for every member the detector finds due.
+  void ReportFailures();
+  // The ECS answered one of the broker's own reports: logged, dropped.
+  void LogFailureReportDone(wire::ControlReply::Reader reply);
+  // How long the event loop may sleep before ReportFailures must run.
+  std::chrono::milliseconds PollTimeout();
 
   void ProcessPublications();
   void HandlePublication(std::vector<zmq::message_t>& frames, size_t total);
+  // Makes a validated ring the cached one, tells the failure detector and
+  // sends it to the subscribers.
+  void CacheRing(zmq::message_t frame, uint64_t version, const std::vector<NodeAddress>& members);
+  // A ring in an ECS answer newer than the cached one is cached at once.
+  void CacheRingFromReply(wire::ControlReply::Reader reply);
   void ProcessSubscriptions();
   void SendCachedRing();
 
@@ -110,9 +141,11 @@ class Broker {
   zmq::message_t ring_frame_;  // last forwarded Ring (empty = none yet)
   uint64_t ring_version_ = 0;
 
-  // Last heartbeat per node, keyed "host:port". Failure detection comes later.
-  // TODO(robustness): prune entries once failure detection owns this map.
-  std::unordered_map<std::string, std::chrono::steady_clock::time_point> last_seen_;
+  FailureDetector failures_;
+  uint64_t next_report_id_ = 1;
+  // Request id of the last failure report per member ("host:port"), to queue
+  // no second one while the first still waits in the queue.
+  std::unordered_map<std::string, uint64_t> reports_;
 
   std::vector<zmq::message_t> frames_;  // reused receive buffer
 };

@@ -25,6 +25,14 @@ struct BrokerConfig {
   std::string log_level = "INFO";      // -ll: spdlog or seed level name
   int64_t max_frame_bytes = 1 << 20;   // cap on one incoming message (a ring of ~10k nodes);
                                        //   a peer sending more is disconnected by ZeroMQ
+  int64_t failure_timeout_ms = 1500;   // --failure-timeout-ms: a ring member not heard from
+                                       //   (heartbeat) this long is reported to the ECS as
+                                       //   nodeFailed, again every this long while it stays in
+                                       //   the ring; 0 = no failure detection. Keep it above
+                                       //   the nodes' --lease-ms.
+  int64_t failure_check_ms = 100;      // longest the event loop sleeps between looks at the
+                                       //   clock for silent members (no flag; tests driving a
+                                       //   fake clock rely on it)
 };
 
 // Fills pub_port and sub_port when unset: control port + 1 and + 2, or 0

@@ -42,6 +42,11 @@ int main(int argc, char** argv) {
                      "control port + 2");
   flags.Int({"--max-queue"}, "N", "queued join/leave/nodeFailed requests before overloaded",
             &c.max_queue, 1, 10000000);
+  flags.Int({"--failure-timeout-ms"}, "N",
+            "report a ring member to the ECS as failed after N ms without a heartbeat, and "
+            "again every N ms while it stays in the ring (0 = never; keep above the nodes' "
+            "--lease-ms)",
+            &c.failure_timeout_ms, 0, 3'600'000);
   flags.String({"--port-file"}, "FILE",
                "write \"CONTROL PUB SUB\" ports to FILE once all are bound", &c.port_file);
   flags.String({"-l", "--log-file"}, "FILE", "log file (default: stderr)", &c.log_file);

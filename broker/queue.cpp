@@ -1,5 +1,6 @@
 #include "broker/queue.h"
 
+#include <algorithm>
 #include <cassert>
 #include <limits>
 
@@ -13,6 +14,12 @@ Status WorkQueue::Push(QueuedRequest request) {
   }
   items_.push_back(std::move(request));
   return Status::Ok();
+}
+
+bool WorkQueue::Contains(const std::string& client, uint64_t request_id) const {
+  return std::any_of(items_.begin(), items_.end(), [&](const QueuedRequest& r) {
+    return r.request_id == request_id && r.client == client;
+  });
 }
 
 void WorkQueue::AddCredit(uint32_t n) {

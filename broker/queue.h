@@ -1,12 +1,15 @@
 // The broker's work queue: join/leave/nodeFailed requests waiting for the ECS,
 // handed out strictly first-in first-out, one per unit of credit the ECS has
 // granted (ecsReady(n) adds n), and bounded so a stalled ECS cannot make the
-// broker grow without limit. Pure logic: no sockets, no clock.
+// broker grow without limit. The broker's own failure reports bypass the
+// bound (PushAlways): they must never be dropped, and the broker queues at
+// most one per ring member at a time. Pure logic: no sockets, no clock.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <utility>
 #include <string>
 
 #include "schema/status.h"
@@ -28,6 +31,10 @@ class WorkQueue {
   // Appends at the tail; Overloaded (and nothing changes) when depth() is
   // already max_depth().
   Status Push(QueuedRequest request);
+  // Appends at the tail even when full (the broker's failure reports).
+  void PushAlways(QueuedRequest request) { items_.push_back(std::move(request)); }
+  // True while the request (client, request_id) waits in the queue.
+  bool Contains(const std::string& client, uint64_t request_id) const;
 
   // The ECS asked for n more requests. Credit saturates instead of wrapping.
   void AddCredit(uint32_t n);
