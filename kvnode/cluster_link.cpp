@@ -25,7 +25,8 @@ const char* KindName(int kind) {
 ClusterLink::ClusterLink(zmq::context_t& ctx, ClusterLinkOptions options)
     : options_(std::move(options)),
       control_(MakeSocket(ctx, zmq::socket_type::dealer)),
-      ring_sub_(MakeSocket(ctx, zmq::socket_type::sub)) {}
+      ring_sub_(MakeSocket(ctx, zmq::socket_type::sub)),
+      lease_(options_.lease) {}
 
 void ClusterLink::Start() {
   control_.connect(TcpEndpoint(options_.broker_host, options_.broker_port));
@@ -54,7 +55,7 @@ void ClusterLink::Send(Kind kind) {
     if (o.kind == kind) id = o.request_id;
   }
   std::erase_if(outstanding_, [&](const Outstanding& o) { return o.kind == kind; });
-  Outstanding o{kind, id != 0 ? id : next_request_id_++, std::chrono::steady_clock::now()};
+  Outstanding o{kind, id != 0 ? id : next_request_id_++, options_.clock()};
   capnp::MallocMessageBuilder b;
   auto msg = b.initRoot<wire::ControlMessage>();
   msg.setVersion(wire::CONTROL_VERSION);
@@ -70,6 +71,77 @@ void ClusterLink::Send(Kind kind) {
   outstanding_.push_back(o);
   spdlog::debug("sent {} request {} to the broker", KindName(static_cast<int>(kind)),
                 o.request_id);
+}
+
+void ClusterLink::SendHeartbeat(std::chrono::steady_clock::time_point now) {
+  last_heartbeat_ = now;
+  Heartbeat h{now, 0, false};
+  if (!lease_.Valid(now)) {
+    // Lapsed (or never held): the lease resumes only once the broker's ring
+    // has come back too, so that a node paused or cut off past its lease
+    // learns of a newer ring (another node may have taken over its ranges)
+    // before it serves again. The broker answers in order: the ring arrives
+    // before the heartbeat's answer, and OnPoll hands it out no later.
+    h.ring_check = next_request_id_++;
+    capnp::MallocMessageBuilder b;
+    auto msg = b.initRoot<wire::ControlMessage>();
+    msg.setVersion(wire::CONTROL_VERSION);
+    auto req = msg.initRequest();
+    req.setRequestId(h.ring_check);
+    req.setGetRing();
+    zmq::message_t frame = ToFrame(b);
+    if (!control_.send(frame, zmq::send_flags::dontwait)) return;
+  }
+  uint64_t id = next_request_id_++;
+  capnp::MallocMessageBuilder b;
+  auto msg = b.initRoot<wire::ControlMessage>();
+  msg.setVersion(wire::CONTROL_VERSION);
+  auto req = msg.initRequest();
+  req.setRequestId(id);
+  SetAddress(req.initHeartbeat(), options_.self);
+  zmq::message_t frame = ToFrame(b);
+  // Not sent (no broker connection yet, or its queue is full): this one is
+  // simply missed; the next is due one interval later.
+  if (!control_.send(frame, zmq::send_flags::dontwait)) return;
+  heartbeats_[id] = h;
+  spdlog::trace("sent heartbeat {} to the broker{}", id, h.ring_check ? " after a getRing" : "");
+}
+
+bool ClusterLink::HandleHeartbeatReply(wire::ControlReply::Reader reply,
+                                       std::shared_ptr<const Ring>* ring) {
+  const uint64_t id = reply.getRequestId();
+  for (auto& [heartbeat_id, h] : heartbeats_) {
+    if (h.ring_check != id) continue;
+    if (reply.getStatus() == wire::ControlStatus::OK && reply.hasRing()) {
+      auto r = Ring::FromCapnp(reply.getRing());
+      if (r.ok()) {
+        *ring = *r;
+        h.ring_checked = true;
+      }
+    }
+    return true;
+  }
+  auto it = heartbeats_.find(id);
+  if (it == heartbeats_.end()) return false;
+  const Heartbeat h = it->second;
+  heartbeats_.erase(it);
+  if (reply.getStatus() != wire::ControlStatus::OK) {
+    if (!heartbeat_failing_) {
+      spdlog::warn("the broker refused heartbeat {}: {}", id, reply.getReason().cStr());
+    }
+    heartbeat_failing_ = true;
+    return true;
+  }
+  if (heartbeat_failing_) spdlog::info("heartbeats answered ok again");
+  heartbeat_failing_ = false;
+  if (h.ring_check != 0 && !h.ring_checked) {
+    spdlog::debug("heartbeat {} answered, but the broker had no ring for it: lease not renewed",
+                  id);
+    return true;
+  }
+  if (h.ring_check != 0) spdlog::info("lease (re)gained with heartbeat {}", id);
+  lease_.OnAnswered(h.sent);
+  return true;
 }
 
 void ClusterLink::AppendPollItems(std::vector<zmq::pollitem_t>* items) {
@@ -117,6 +189,7 @@ std::shared_ptr<const Ring> ClusterLink::HandleControl() {
       }
       if (!msg.isReply()) return Status::InvalidArgument("expected a reply");
       auto reply = msg.getReply();
+      if (HandleHeartbeatReply(reply, &ring)) return Status::Ok();
       auto it = std::find_if(outstanding_.begin(), outstanding_.end(), [&](const Outstanding& o) {
         return o.request_id == reply.getRequestId();
       });
@@ -176,6 +249,14 @@ std::shared_ptr<const Ring> ClusterLink::HandleRing() {
 }
 
 void ClusterLink::Tick(std::chrono::steady_clock::time_point now) {
+  const bool lease_valid = lease_.Valid(now);
+  if (lease_was_valid_ && !lease_valid) {
+    spdlog::warn("lease expired: the broker answered no heartbeat sent in the last {} ms",
+                 options_.lease.count());
+  }
+  lease_was_valid_ = lease_valid;
+  std::erase_if(heartbeats_, [&](const auto& h) { return now - h.second.sent >= options_.lease; });
+  if (!last_heartbeat_ || now - *last_heartbeat_ >= options_.heartbeat) SendHeartbeat(now);
   std::vector<Kind> due;
   for (const auto& o : outstanding_) {
     if (now - o.sent >= options_.retry) due.push_back(o.kind);
