@@ -254,6 +254,13 @@ Status Broker::HandleRequest(const std::string& identity, wire::ControlRequest::
       }
       std::string key = host + ":" + std::to_string(address.getPort());
       auto silent = failures_.OnHeartbeat(key, clock_());
+      if (failures_.IsReported(key)) {
+        // Its lease must not come back while the ECS removes it: a paused
+        // primary that resumed would otherwise serve stale reads.
+        Reply(identity, id, wire::ControlStatus::REJECTED,
+              key + " was reported failed; it serves again only after rejoining");
+        return Status::Ok();
+      }
       if (silent && failures_.enabled() && *silent >= failures_.timeout()) {
         spdlog::info("heartbeat from {} again after {} ms of silence", key, silent->count());
       } else {

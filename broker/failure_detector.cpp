@@ -26,6 +26,7 @@ std::optional<std::chrono::milliseconds> FailureDetector::OnHeartbeat(const std:
   if (it == members_.end()) return std::nullopt;
   auto silent =
       std::chrono::duration_cast<std::chrono::milliseconds>(now - it->second.last_heard);
+  if (it->second.reported_at) return silent;  // being removed: no way back
   it->second.last_heard = std::max(it->second.last_heard, now);
   return silent;
 }

@@ -40,7 +40,9 @@ class FailureDetector {
   // The members of a newly cached ring, received at now.
   void OnRing(const std::vector<NodeAddress>& members, TimePoint now);
   // A heartbeat from "host:port" at now. Returns how long the member had been
-  // silent before it (nullopt for a non-member), for logging.
+  // silent before it (nullopt for a non-member), for logging. A member already
+  // reported failed stays reported: the ECS is removing it, and it must not
+  // get its lease back before it has seen the ring without it.
   std::optional<std::chrono::milliseconds> OnHeartbeat(const std::string& key, TimePoint now);
 
   // Members due for a nodeFailed report at now, each marked reported at now.
@@ -50,6 +52,11 @@ class FailureDetector {
 
   size_t members() const { return members_.size(); }
   bool IsMember(const std::string& key) const { return members_.count(key) != 0; }
+  // A member reported as failed and not yet gone from the ring.
+  bool IsReported(const std::string& key) const {
+    auto it = members_.find(key);
+    return it != members_.end() && it->second.reported_at.has_value();
+  }
 
  private:
   struct Member {

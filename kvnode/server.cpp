@@ -113,6 +113,8 @@ Status Server::Start() {
                                : static_cast<uint16_t>(config_.broker_port + 1);
     link.self = self_;
     link.retry = std::chrono::milliseconds(config_.join_retry_ms);
+    link.heartbeat = std::chrono::milliseconds(config_.heartbeat_ms);
+    link.lease = std::chrono::milliseconds(config_.lease_ms);
     link_ = std::make_unique<ClusterLink>(ctx_, link);
   }
 
@@ -549,6 +551,9 @@ std::optional<WireStatus> Server::CheckResponsible(const Request& request) const
     return std::nullopt;
   }
   if (!write_range_) return WireStatus::SERVER_STOPPED;
+  // Cut off from the control plane for longer than the lease: another node
+  // may have taken over.
+  if (!link_->LeaseValid(Clock::now())) return WireStatus::SERVER_STOPPED;
   Hash128 pos = KeyPosition(request.key);
   if (request.op == Op::kGet && request.stale_ok) {
     auto held = ring_->ReadRangeOf(self_);
