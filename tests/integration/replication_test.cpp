@@ -3,6 +3,7 @@
 // not the key's primary, and killing a primary loses no acknowledged write.
 #include <catch2/catch.hpp>
 #include <map>
+#include <set>
 #include <string>
 #include <zmq.hpp>
 
@@ -159,4 +160,76 @@ TEST_CASE("a replica refuses replicated writes from a node that is not the key's
   auto stale = ReplicaGet(replica, "fenced-key", 99);
   REQUIRE(stale);
   CHECK(stale->value == "good");
+}
+
+TEST_CASE("killing a primary under load loses no acknowledged write and its range takes writes again",
+          "[replication][failover]") {
+  TempDir dir;
+  Cluster cluster(dir.path(), {"--replication-factor", "3"});
+  REQUIRE(cluster.started());
+  for (int i = 0; i < 4; ++i) cluster.StartNode();
+  REQUIRE(cluster.WaitForRingSize(4));
+
+  // Keys whose primary is node 0, so the kill hits them.
+  auto ring = cluster.Keyrange();
+  uint16_t victim = cluster.node(0).port();
+  auto primary_of = [&](const std::string& key) {
+    kv::Hash128 pos = kv::KeyPosition(key);
+    for (const auto& e : ring) {
+      bool in = e.from_inclusive <= e.to_inclusive
+                    ? (pos >= e.from_inclusive && pos <= e.to_inclusive)
+                    : (pos >= e.from_inclusive || pos <= e.to_inclusive);
+      if (in) return e.port;
+    }
+    return uint16_t{0};
+  };
+  std::vector<std::string> keys;
+  for (int i = 0; keys.size() < 40 && i < 100000; ++i) {
+    std::string key = "victim-" + std::to_string(i);
+    if (primary_of(key) == victim) keys.push_back(key);
+  }
+  REQUIRE(keys.size() == 40);
+
+  RoutedClient client([&] { return cluster.LivePorts(); });
+  std::map<std::string, std::string> acked;
+  // Values of writes with no definite answer since the last acknowledged one:
+  // each may or may not have taken effect.
+  std::map<std::string, std::set<std::string>> maybe;
+  int n = 0;
+  auto write = [&](std::chrono::milliseconds deadline) {
+    std::string key = keys[n % keys.size()], value = "v" + std::to_string(n);
+    ++n;
+    auto reply = client.Call(Op::kPut, key, value, deadline);
+    if (IsWriteOk(reply)) {
+      acked[key] = value;
+      maybe[key].clear();
+    } else {
+      maybe[key].insert(value);
+    }
+    return IsWriteOk(reply);
+  };
+  for (int i = 0; i < 200; ++i) REQUIRE(write(std::chrono::seconds(10)));
+
+  auto killed_at = std::chrono::steady_clock::now();
+  cluster.node(0).process().Kill9();
+  // Writes to the killed primary's keys fail or time out until the ring has
+  // moved them; then they succeed again.
+  std::optional<std::chrono::steady_clock::time_point> resumed;
+  for (int i = 0; i < 2000 && std::chrono::steady_clock::now() - killed_at < std::chrono::seconds(30);
+       ++i) {
+    if (write(std::chrono::seconds(2)) && !resumed) resumed = std::chrono::steady_clock::now();
+    if (resumed && i > 100) break;
+  }
+  REQUIRE(resumed);
+  auto window = std::chrono::duration_cast<std::chrono::milliseconds>(*resumed - killed_at);
+  WARN("writes to the killed primary's range resumed " << window.count() << " ms after kill -9");
+  REQUIRE(cluster.WaitForRingSize(3));
+
+  for (const auto& [key, value] : acked) {
+    auto reply = client.Call(Op::kGet, key);
+    REQUIRE(reply);
+    REQUIRE(reply->status == WireStatus::GET_SUCCESS);
+    INFO("key " << key << ": last acknowledged " << value);
+    CHECK((reply->value == value || maybe[key].count(reply->value) == 1));
+  }
 }
