@@ -75,9 +75,10 @@ int main(int argc, char** argv) {
       "0.5");
   flags.Int({"--records"}, "N", "number of keys", &records, 1, int64_t{1} << 40);
   flags.Int({"--value-size"}, "B", "bytes per value", &value_size, 0, 64 << 20);
-  flags.Int({"--connections"}, "C", "connections to each node", &connections, 1, 4096);
-  flags.Int({"--inflight"}, "K", "requests outstanding per connection (C x K in all)", &inflight, 1,
-            100000);
+  flags.Int({"--connections"}, "C", "connections to each node (to Redis: in all)", &connections, 1,
+            4096);
+  flags.Int({"--inflight"}, "K", "operations outstanding per connection (C x K in all)", &inflight,
+            1, 100000);
   flags.Int({"--duration"}, "S", "stop the run phase after S measured seconds", &duration_s, 1,
             86400);
   flags.Int({"--warmup"}, "S", "run S seconds before measuring (left out of every figure)",
