@@ -347,15 +347,15 @@ std::vector<Move> PlanMoves(const Ring& before, const Ring& after,
     // `to` hold the whole interval.
     std::vector<NodeAddress> held = before.Replicas(interval.to);
     std::vector<NodeAddress> holds = after.Replicas(interval.to);
+    // The first live holder in replica order: the before-primary when it is
+    // alive (it takes the writes while the data moves, leaving or not), else
+    // the replica that the removal of the dead makes primary.
     const NodeAddress* source = nullptr;
     for (const auto& h : held) {
-      if (!IsIn(dead, h) && after.Contains(h)) {
+      if (!IsIn(dead, h)) {
         source = &h;
         break;
       }
-    }
-    for (const auto& h : held) {
-      if (source == nullptr && !IsIn(dead, h)) source = &h;
     }
     if (source == nullptr) AppendMerged(lost_ranges, interval, self, always);
     for (const auto& target : holds) {

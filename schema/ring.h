@@ -153,11 +153,14 @@ struct Move {
 // The copies that take every node from what it holds in `before` to what it
 // holds in `after`. The hash space is split at the positions of both rings;
 // a node that holds an interval in `after` but not in `before` receives it
-// from the first live before-holder that stays in `after`, else from any live
-// before-holder (a leaving node is alive). Intervals whose before-holders are
-// all in `dead` have no source and are appended to *lost when given.
-// Adjacent intervals with the same source and target are merged. Sorted by
-// target position, then range start. An empty `before` needs no moves.
+// from the first before-holder, in Replicas order, that is not in `dead`:
+// the before-primary whenever it is alive, even when it is leaving (it takes
+// the writes during the transfer and forwards them), else the next live
+// replica (after a failure of the primary, the node that becomes primary).
+// Intervals whose before-holders are all in `dead` have no source and are
+// appended to *lost when given. Adjacent intervals with the same source and
+// target are merged. Sorted by target position, then range start. An empty
+// `before` needs no moves.
 std::vector<Move> PlanMoves(const Ring& before, const Ring& after,
                             const std::vector<NodeAddress>& dead = {},
                             std::vector<HashRange>* lost = nullptr);
