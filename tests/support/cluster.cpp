@@ -8,7 +8,11 @@
 namespace kvtest {
 
 Cluster::Cluster(const std::string& work_dir, std::vector<std::string> ecs_flags)
-    : work_dir_(work_dir), ecs_flags_(std::move(ecs_flags)) {
+    : Cluster(work_dir, std::move(ecs_flags), {}) {}
+
+Cluster::Cluster(const std::string& work_dir, std::vector<std::string> ecs_flags,
+                 std::vector<std::string> broker_flags)
+    : work_dir_(work_dir), ecs_flags_(std::move(ecs_flags)), broker_flags_(std::move(broker_flags)) {
   StartBroker(0);
   if (broker_ports_.control != 0) StartEcs();
 }
@@ -32,6 +36,7 @@ void Cluster::StartBroker(uint16_t port) {
     argv.push_back("--sub-port");
     argv.push_back(std::to_string(broker_ports_.sub));
   }
+  argv.insert(argv.end(), broker_flags_.begin(), broker_flags_.end());
   broker_ = std::make_unique<Process>(
       argv, work_dir_ + "/broker-" + std::to_string(++broker_starts_) + ".log");
   WaitFor(
@@ -51,6 +56,10 @@ void Cluster::RestartBroker() {
   StartBroker(port);
 }
 
+void Cluster::KillBroker() { broker_->Kill9(); }
+
+void Cluster::ReviveBroker() { StartBroker(broker_ports_.control); }
+
 void Cluster::StartEcs() {
   std::vector<std::string> argv = {Bin("kvecs"), "-bh", "127.0.0.1", "-bp",
                                    std::to_string(broker_ports_.control), "--broker-sub-port",
@@ -65,14 +74,32 @@ void Cluster::KillEcs() { ecs_->Kill9(); }
 
 size_t Cluster::StartNode(std::vector<std::string> extra_flags) {
   size_t index = nodes_.size();
+  node_flags_.push_back(std::move(extra_flags));
+  nodes_.emplace_back();
+  LaunchNode(index);
+  return index;
+}
+
+void Cluster::RestartNode(size_t i, bool same_port) {
+  std::vector<std::string> ports;
+  if (nodes_[i]) {
+    nodes_[i]->process().Kill9();
+    if (same_port) {
+      ports = {"-p", std::to_string(nodes_[i]->port()), "--peer-port",
+               std::to_string(nodes_[i]->peer_port())};
+    }
+  }
+  LaunchNode(i, ports);
+}
+
+void Cluster::LaunchNode(size_t index, std::vector<std::string> more_flags) {
   std::vector<std::string> flags = {"-bh", "127.0.0.1", "-bp",
                                     std::to_string(broker_ports_.control), "--broker-pub-port",
                                     std::to_string(broker_ports_.pub), "-ll", "debug",
                                     "--join-retry-ms", "300"};
-  flags.insert(flags.end(), extra_flags.begin(), extra_flags.end());
-  nodes_.push_back(std::make_unique<NodeProcess>(
-      work_dir_ + "/node" + std::to_string(index), work_dir_, flags));
-  return index;
+  flags.insert(flags.end(), node_flags_[index].begin(), node_flags_[index].end());
+  flags.insert(flags.end(), more_flags.begin(), more_flags.end());  // later flags win
+  nodes_[index] = std::make_unique<NodeProcess>(node_data_dir(index), work_dir_, flags);
 }
 
 std::vector<uint16_t> Cluster::LivePorts() {
@@ -123,6 +150,17 @@ bool Cluster::WaitForRingSize(size_t n, std::chrono::milliseconds deadline) {
       deadline);
 }
 
+uint16_t PrimaryPort(const std::vector<kv::KeyrangeEntry>& ring, const std::string& key) {
+  kv::Hash128 pos = kv::KeyPosition(key);
+  for (const auto& e : ring) {
+    bool in = e.from_inclusive <= e.to_inclusive
+                  ? (pos >= e.from_inclusive && pos <= e.to_inclusive)
+                  : (pos >= e.from_inclusive || pos <= e.to_inclusive);
+    if (in) return e.port;
+  }
+  return 0;
+}
+
 RoutedClient::RoutedClient(std::function<std::vector<uint16_t>()> live_ports)
     : live_ports_(std::move(live_ports)) {}
 
@@ -162,14 +200,7 @@ std::optional<OwnedReply> RoutedClient::Call(kv::Op op, const std::string& key,
       backoff = std::min(backoff * 2, std::chrono::milliseconds(200));
       continue;
     }
-    kv::Hash128 pos = kv::KeyPosition(key);
-    uint16_t port = 0;
-    for (const auto& e : ring_) {
-      bool in = e.from_inclusive <= e.to_inclusive
-                    ? (pos >= e.from_inclusive && pos <= e.to_inclusive)
-                    : (pos >= e.from_inclusive || pos <= e.to_inclusive);
-      if (in) port = e.port;
-    }
+    uint16_t port = PrimaryPort(ring_, key);
     auto& conn = conns_[port];
     if (!conn) conn = std::make_unique<RawClient>(port);
     kv::Request r;
@@ -179,7 +210,7 @@ std::optional<OwnedReply> RoutedClient::Call(kv::Op op, const std::string& key,
     r.value = value;
     conn->Send(r);
     std::optional<OwnedReply> reply;
-    auto wait_end = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    auto wait_end = std::chrono::steady_clock::now() + attempt_timeout_;
     while (std::chrono::steady_clock::now() < wait_end) {
       auto got = conn->Receive(std::chrono::milliseconds(100));
       if (got && got->request_id == r.request_id) {
