@@ -2,6 +2,9 @@
 # "transition", see ecs/ring_store.h). Private to ecs/: it never crosses the
 # network. Written before the first TransferStart is sent and deleted when the
 # transition commits or aborts, so a restarted ECS can roll it back.
+# The same struct records a repair in progress (LMDB key "repair"): targetRing
+# is the ring already in force, the transfers still unfinished (repair set),
+# no requesters; a restarted ECS aborts and re-sends them.
 # Append-only: new fields get new ordinals; formatVersion changes only when
 # an old reader would misread a new record.
 @0xfd05b79e488dde37;
@@ -20,6 +23,7 @@ struct Transfer {
   source @1 :Control.NodeAddress;   # where transferAbort goes (peerPort included)
   target @2 :Control.NodeAddress;
   ranges @3 :List(Peer.HashRange);
+  repair @4 :Bool;                  # re-replication of the ring in force (TransferStart.repair)
 }
 
 enum RequestKind {

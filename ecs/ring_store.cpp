@@ -8,7 +8,8 @@ namespace kv {
 
 namespace {
 
-constexpr const char* kFormat = "1";
+constexpr const char* kFormat = "2";
+constexpr const char* kFormatWithoutRepair = "1";  // upgraded on open: it only lacks "repair"
 constexpr size_t kMapSizeBytes = 64u << 20;  // a ring of ~100k nodes, twice over
 
 Status LmdbError(const std::string& what, int rc) {
@@ -77,8 +78,11 @@ Result<std::unique_ptr<RingStore>> RingStore::Open(const std::string& dir) {
         MDB_val k = Val("format"), v;
         r = mdb_get(txn, dbi, &k, &v);
         if (r == MDB_NOTFOUND) return Put(txn, dbi, "format", kFormat);
-        if (r == 0) found_format = std::string(static_cast<const char*>(v.mv_data), v.mv_size);
-        return r;
+        if (r != 0) return r;
+        found_format = std::string(static_cast<const char*>(v.mv_data), v.mv_size);
+        if (*found_format != kFormatWithoutRepair) return 0;
+        found_format = kFormat;
+        return Put(txn, dbi, "format", kFormat);
       },
       "opening the ECS state");
   if (s.ok() && found_format && *found_format != kFormat) {
@@ -117,14 +121,20 @@ Result<std::shared_ptr<const Ring>> RingStore::LoadRing() {
   return *ring;
 }
 
-Result<std::optional<TransitionRecord>> RingStore::LoadTransition() {
-  auto bytes = Get("transition");
+Result<std::optional<TransitionRecord>> RingStore::LoadRecord(const std::string& key) {
+  auto bytes = Get(key);
   if (!bytes.ok()) return bytes.status();
   if (!*bytes) return std::optional<TransitionRecord>();
   auto record = DecodeTransition(**bytes);
-  if (!record.ok()) return record.status();
+  if (!record.ok()) return Status::Corruption("stored " + key + ": " + record.status().message());
   return std::optional<TransitionRecord>(std::move(*record));
 }
+
+Result<std::optional<TransitionRecord>> RingStore::LoadTransition() {
+  return LoadRecord("transition");
+}
+
+Result<std::optional<TransitionRecord>> RingStore::LoadRepair() { return LoadRecord("repair"); }
 
 Result<uint64_t> RingStore::LoadNextTransferId() {
   auto bytes = Get("next_transfer_id");
@@ -136,16 +146,26 @@ Result<uint64_t> RingStore::LoadNextTransferId() {
   return v;
 }
 
-Status RingStore::SaveTransition(const TransitionRecord& record, uint64_t next_transfer_id) {
+Status RingStore::SaveRecord(const std::string& key, const TransitionRecord& record,
+                             uint64_t next_transfer_id) {
   std::string bytes = EncodeTransition(record);
   std::string next = EncodeU64(next_transfer_id);
   return WriteTxn(
       env_,
       [&](MDB_txn* txn) {
-        int rc = Put(txn, dbi_, "transition", bytes);
+        int rc = Put(txn, dbi_, key, bytes);
         return rc != 0 ? rc : Put(txn, dbi_, "next_transfer_id", next);
       },
-      "saving the transition");
+      ("saving the " + key).c_str());
+}
+
+Status RingStore::DropRecord(const std::string& key) {
+  return WriteTxn(
+      env_, [&](MDB_txn* txn) { return Delete(txn, dbi_, key); }, ("dropping the " + key).c_str());
+}
+
+Status RingStore::SaveTransition(const TransitionRecord& record, uint64_t next_transfer_id) {
+  return SaveRecord("transition", record, next_transfer_id);
 }
 
 Status RingStore::CommitRing(const Ring& ring) {
@@ -160,10 +180,29 @@ Status RingStore::CommitRing(const Ring& ring) {
       "committing the ring");
 }
 
-Status RingStore::DropTransition() {
+Status RingStore::DropTransition() { return DropRecord("transition"); }
+
+Status RingStore::CommitFailover(const Ring& ring, const std::optional<TransitionRecord>& repair,
+                                 uint64_t next_transfer_id) {
+  zmq::message_t frame = ring.EncodeRing();
+  std::string bytes(frame.data<char>(), frame.size());
+  std::string record = repair ? EncodeTransition(*repair) : std::string();
+  std::string next = EncodeU64(next_transfer_id);
   return WriteTxn(
-      env_, [&](MDB_txn* txn) { return Delete(txn, dbi_, "transition"); },
-      "dropping the transition");
+      env_,
+      [&](MDB_txn* txn) {
+        int rc = Put(txn, dbi_, "ring", bytes);
+        if (rc == 0) rc = Delete(txn, dbi_, "transition");
+        if (rc == 0) rc = repair ? Put(txn, dbi_, "repair", record) : Delete(txn, dbi_, "repair");
+        return rc != 0 ? rc : Put(txn, dbi_, "next_transfer_id", next);
+      },
+      "committing the fail-over");
 }
+
+Status RingStore::SaveRepair(const TransitionRecord& record, uint64_t next_transfer_id) {
+  return SaveRecord("repair", record, next_transfer_id);
+}
+
+Status RingStore::DropRepair() { return DropRecord("repair"); }
 
 }  // namespace kv

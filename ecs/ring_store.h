@@ -1,13 +1,19 @@
 // The ECS's durable state in its own LMDB environment (-d DIR, created if
-// missing). One unnamed database, layout version 1:
-//   "format"            "1"; a store with another value is refused
+// missing). One unnamed database, layout version 2:
+//   "format"            "2"; a layout-1 store (no "repair" key yet) is
+//                       upgraded on open, any other value is refused
 //   "ring"              the current ring: one Cap'n Proto message, root
 //                       wire::Ring (Ring::EncodeRing); absent = no ring yet
-//   "transition"        the transition in progress (EncodeTransition);
-//                       absent = none
+//   "transition"        the join/leave transition in progress
+//                       (EncodeTransition); absent = none
+//   "repair"            the re-replication in progress after a fail-over
+//                       (EncodeTransition: target = the ring in force, the
+//                       unfinished repair transfers); absent = none. Written
+//                       with the ring it repairs, in one transaction
 //   "next_transfer_id"  8 bytes big-endian: the next unused transferId, so
 //                       ids stay unique across restarts
-// Every write is one LMDB transaction, durable when it returns.
+// Every write is one LMDB transaction, durable when it returns. Layout 2 is
+// refused by a layout-1 kvecs, which would not resume a repair.
 #pragma once
 
 #include <lmdb.h>
@@ -36,6 +42,7 @@ class RingStore {
   // nullptr when no ring was ever committed.
   Result<std::shared_ptr<const Ring>> LoadRing();
   Result<std::optional<TransitionRecord>> LoadTransition();
+  Result<std::optional<TransitionRecord>> LoadRepair();
   // 1 when none was stored.
   Result<uint64_t> LoadNextTransferId();
 
@@ -46,9 +53,24 @@ class RingStore {
   // Deletes the transition record (absent is fine).
   Status DropTransition();
 
+  // A fail-over, atomically: ring becomes the current one, any transition
+  // record is deleted, and the repair record is replaced by `repair`
+  // (deleted when nullopt), with the next unused transfer id.
+  Status CommitFailover(const Ring& ring, const std::optional<TransitionRecord>& repair,
+                        uint64_t next_transfer_id);
+  // Replaces the repair record (its transfers changed), with the next unused
+  // transfer id.
+  Status SaveRepair(const TransitionRecord& record, uint64_t next_transfer_id);
+  // Deletes the repair record (absent is fine).
+  Status DropRepair();
+
  private:
   explicit RingStore(MDB_env* env, MDB_dbi dbi) : env_(env), dbi_(dbi) {}
   Result<std::optional<std::string>> Get(const std::string& key);
+  Result<std::optional<TransitionRecord>> LoadRecord(const std::string& key);
+  Status SaveRecord(const std::string& key, const TransitionRecord& record,
+                    uint64_t next_transfer_id);
+  Status DropRecord(const std::string& key);
 
   MDB_env* env_;
   MDB_dbi dbi_;

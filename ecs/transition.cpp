@@ -88,6 +88,7 @@ std::string EncodeTransition(const TransitionRecord& record) {
     out.setTransferId(t.transfer_id);
     SetAddress(out.initSource(), t.source);
     SetAddress(out.initTarget(), t.target);
+    out.setRepair(t.repair);
     auto ranges = out.initRanges(static_cast<unsigned>(t.ranges.size()));
     for (unsigned r = 0; r < ranges.size(); ++r) {
       ranges[r].setFrom(AsData(t.ranges[r].from.AsBytes()));
@@ -128,8 +129,8 @@ Result<TransitionRecord> DecodeTransition(std::string_view bytes) {
     if (!ring.ok()) return Status::Corruption("transition target ring: " + ring.status().message());
     record.target = *ring;
     for (auto t : root.getTransfers()) {
-      Transfer transfer{
-          t.getTransferId(), GetAddress(t.getSource()), GetAddress(t.getTarget()), {}};
+      Transfer transfer{t.getTransferId(), GetAddress(t.getSource()), GetAddress(t.getTarget()),
+                        {}, t.getRepair()};
       for (auto r : t.getRanges()) {
         auto from = GetPosition(r.getFrom());
         if (!from.ok()) return from.status();
@@ -156,7 +157,8 @@ Result<TransitionRecord> DecodeTransition(std::string_view bytes) {
   return record;
 }
 
-std::vector<Transfer> GroupMoves(const std::vector<Move>& moves, uint64_t* next_id) {
+std::vector<Transfer> GroupMoves(const std::vector<Move>& moves, uint64_t* next_id,
+                                 bool repair) {
   std::vector<Transfer> out;
   std::map<std::pair<std::string, std::string>, size_t> index;  // (source, target) -> out[i]
   for (const Move& m : moves) {
@@ -164,7 +166,7 @@ std::vector<Transfer> GroupMoves(const std::vector<Move>& moves, uint64_t* next_
     auto it = index.find(key);
     if (it == index.end()) {
       it = index.emplace(key, out.size()).first;
-      out.push_back(Transfer{(*next_id)++, m.source, m.target, {}});
+      out.push_back(Transfer{(*next_id)++, m.source, m.target, {}, repair});
     }
     out[it->second].ranges.push_back(m.range);
   }

@@ -34,11 +34,17 @@ struct Transfer {
   NodeAddress source;  // gets TransferStart / transferAbort on its peer port
   NodeAddress target;
   std::vector<HashRange> ranges;
+  // Re-replication after a fail-over (TransferStart.repair): the ring giving
+  // target the ranges is already in force and source is their primary in it.
+  // Otherwise a hand-off that prepares the next ring.
+  bool repair = false;
 };
 
-// A transition in progress: enough to roll it back after a crash. Value type.
+// A transition in progress: enough to roll it back after a crash. Also the
+// record of a repair in progress (then target is the ring in force, every
+// transfer has repair set, and there are no requesters). Value type.
 struct TransitionRecord {
-  std::shared_ptr<const Ring> target;  // the ring it would commit
+  std::shared_ptr<const Ring> target;  // the ring it would commit (repair: in force)
   std::vector<Transfer> transfers;
   std::vector<MembershipRequest> requesters;
 };
@@ -49,7 +55,9 @@ std::string EncodeTransition(const TransitionRecord& record);
 Result<TransitionRecord> DecodeTransition(std::string_view bytes);
 
 // One Transfer per (source, target) pair, in the order the pair first appears
-// in moves, with consecutive ids from *next_id (advanced past the last).
-std::vector<Transfer> GroupMoves(const std::vector<Move>& moves, uint64_t* next_id);
+// in moves, with consecutive ids from *next_id (advanced past the last) and
+// the given repair flag.
+std::vector<Transfer> GroupMoves(const std::vector<Move>& moves, uint64_t* next_id,
+                                 bool repair = false);
 
 }  // namespace kv

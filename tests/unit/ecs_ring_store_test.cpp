@@ -1,5 +1,9 @@
-// The ECS's LMDB state and the transition record's encoding.
+// The ECS's LMDB state (ring, transition and repair records, layout
+// versions) and the transition record's encoding.
+#include <lmdb.h>
+
 #include <catch2/catch.hpp>
+#include <optional>
 #include <string>
 
 #include "ecs/ring_store.h"
@@ -30,6 +34,23 @@ TransitionRecord SampleRecord() {
   record.requesters.push_back(
       kv::MembershipRequest{std::string("\0id\xff", 4), 17, kv::RequestKind::kJoin, StoreNode(3)});
   return record;
+}
+
+// Writes "format" = value into the LMDB environment in dir, as another
+// kvecs would have.
+void WriteFormat(const std::string& dir, const std::string& value) {
+  MDB_env* env = nullptr;
+  REQUIRE(mdb_env_create(&env) == 0);
+  REQUIRE(mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0644) == 0);
+  MDB_txn* txn = nullptr;
+  REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+  MDB_dbi dbi = 0;
+  REQUIRE(mdb_dbi_open(txn, nullptr, 0, &dbi) == 0);
+  MDB_val k{6, const_cast<char*>("format")};
+  MDB_val v{value.size(), const_cast<char*>(value.data())};
+  REQUIRE(mdb_put(txn, dbi, &k, &v, 0) == 0);
+  REQUIRE(mdb_txn_commit(txn) == 0);
+  mdb_env_close(env);
 }
 
 }  // namespace
@@ -121,4 +142,79 @@ TEST_CASE("moves between the same source and target travel in one transfer", "[e
   CHECK(transfers[1].transfer_id == 11);
   CHECK(transfers[1].target == c);
   CHECK(next == 12);
+}
+
+TEST_CASE("a fail-over commits the ring and its repair record together", "[ecs][store]") {
+  kvtest::TempDir dir;
+  TransitionRecord join = SampleRecord();
+  auto before = Ring::Make(5, 3, {StoreNode(1), StoreNode(2), StoreNode(3), StoreNode(4)});
+  REQUIRE(before.ok());
+  auto after = (*before)->WithNodes(6, {}, {StoreNode(2)});
+  REQUIRE(after.ok());
+  TransitionRecord repair;
+  repair.target = *after;
+  uint64_t next_id = 70;
+  repair.transfers =
+      kv::GroupMoves(kv::PlanMoves(**before, **after, {StoreNode(2)}), &next_id, true);
+  REQUIRE(!repair.transfers.empty());
+  {
+    auto store = RingStore::Open(dir.path());
+    REQUIRE(store.ok());
+    REQUIRE((*store)->SaveTransition(join, 40).ok());
+    REQUIRE((*store)->CommitFailover(**after, repair, next_id).ok());
+  }
+  auto store = RingStore::Open(dir.path());
+  REQUIRE(store.ok());
+  CHECK((*(*store)->LoadRing())->version() == 6);
+  CHECK(!(*store)->LoadTransition()->has_value());  // the aborted join is gone
+  CHECK(*(*store)->LoadNextTransferId() == next_id);
+  auto loaded = (*store)->LoadRepair();
+  REQUIRE(loaded.ok());
+  REQUIRE(loaded->has_value());
+  CHECK((*loaded)->target->version() == 6);
+  REQUIRE((*loaded)->transfers.size() == repair.transfers.size());
+  for (size_t i = 0; i < repair.transfers.size(); ++i) {
+    CHECK((*loaded)->transfers[i].repair);
+    CHECK((*loaded)->transfers[i].transfer_id == repair.transfers[i].transfer_id);
+    CHECK((*loaded)->transfers[i].ranges == repair.transfers[i].ranges);
+  }
+
+  SECTION("a repair's progress replaces the record, and its end deletes it") {
+    repair.transfers.resize(1);
+    repair.transfers[0].transfer_id = 99;
+    REQUIRE((*store)->SaveRepair(repair, 100).ok());
+    loaded = (*store)->LoadRepair();
+    REQUIRE((*loaded)->transfers.size() == 1);
+    CHECK((*loaded)->transfers[0].transfer_id == 99);
+    CHECK(*(*store)->LoadNextTransferId() == 100);
+    REQUIRE((*store)->DropRepair().ok());
+    CHECK(!(*store)->LoadRepair()->has_value());
+  }
+  SECTION("a fail-over with nothing to copy leaves no repair record") {
+    auto smaller = (*after)->WithNodes(7, {}, {StoreNode(3)});
+    REQUIRE(smaller.ok());
+    REQUIRE((*store)->CommitFailover(**smaller, std::nullopt, next_id).ok());
+    CHECK(!(*store)->LoadRepair()->has_value());
+    CHECK((*(*store)->LoadRing())->version() == 7);
+  }
+}
+
+TEST_CASE("a layout-1 state is upgraded on open and an unknown layout is refused",
+          "[ecs][store]") {
+  kvtest::TempDir dir;
+  {
+    auto store = RingStore::Open(dir.path());
+    REQUIRE(store.ok());
+    REQUIRE((*store)->CommitRing(*SampleRecord().target).ok());
+  }
+  WriteFormat(dir.path(), "1");
+  {
+    auto store = RingStore::Open(dir.path());
+    REQUIRE(store.ok());
+    CHECK((*(*store)->LoadRing())->version() == 5);
+    CHECK(!(*store)->LoadRepair()->has_value());
+  }
+  WriteFormat(dir.path(), "3");
+  auto refused = RingStore::Open(dir.path());
+  CHECK(refused.status().code() == kv::Status::Code::kCorruption);
 }
