@@ -11,6 +11,12 @@ namespace {
 
 bool IsWrite(Op op) { return op == Op::kPut || op == Op::kDelete; }
 
+// Answers that say nothing about the key: the request may go elsewhere.
+bool IsRefusal(WireStatus status) {
+  return status == WireStatus::SERVER_NOT_RESPONSIBLE || status == WireStatus::SERVER_STOPPED ||
+         status == WireStatus::SERVER_WRITE_LOCK || status == WireStatus::OVERLOADED;
+}
+
 Status WithCode(Status::Code code, std::string message) {
   switch (code) {
     case Status::Code::kNotResponsible:
@@ -33,6 +39,8 @@ Status Refusal(const KvReply& reply, const std::string& from) {
 
 }  // namespace
 
+const char* ReadModeName(ReadMode mode) { return mode == ReadMode::kAny ? "any" : "primary"; }
+
 KvClient::KvClient(ClientOptions options)
     : options_(options),
       router_(ctx_, RouterOptions{options.request_timeout, options.broker_pub_port, 1}),
@@ -54,17 +62,19 @@ void KvClient::set_request_timeout(std::chrono::milliseconds timeout) {
 
 uint64_t KvClient::ring_version() const { return std::max(reply_ring_version_, router_.version()); }
 
-Result<KvReply> KvClient::Call(Op op, std::string_view key, std::string_view value) {
+Result<KvReply> KvClient::Call(Op op, std::string_view key, std::string_view value,
+                               bool stale_ok) {
   if (!router_.connected()) {
     return Status::Unavailable("not connected (use connect <host> <port>)");
   }
   const Clock::time_point give_up_at = Clock::now() + options_.retry_budget;
   Backoff backoff(options_.retry_initial_backoff, options_.retry_max_backoff, seeds_());
   int refreshes = 0;
+  bool any_replica = stale_ok;  // cleared once a replica failed to answer
   for (;;) {
     router_.PollUpdates();
     Status problem;  // why this attempt did not get a definite answer
-    auto connection = router_.ConnectionFor(key);
+    auto connection = any_replica ? router_.ReplicaConnectionFor(key) : router_.ConnectionFor(key);
     if (!connection.ok()) {
       // No route (a broker without a ring yet): ask again, then back off.
       if (connection.status().code() != Status::Code::kUnavailable) return connection.status();
@@ -76,7 +86,11 @@ Result<KvReply> KvClient::Call(Op op, std::string_view key, std::string_view val
     } else {
       Connection* c = *connection;
       const std::string from = c->address();
-      auto id = c->Send(op, key, value, router_.version());
+      // A replica that gives no definite answer is not asked again: the
+      // primary can always answer (a node without replica reads refuses
+      // them as server_not_responsible).
+      const bool from_replica = any_replica && from != router_.PrimaryAddress(key);
+      auto id = c->Send(op, key, value, router_.version(), stale_ok);
       if (!id.ok()) {
         if (id.status().code() != Status::Code::kOverloaded) return id.status();
         problem = id.status();
@@ -94,8 +108,18 @@ Result<KvReply> KvClient::Call(Op op, std::string_view key, std::string_view val
           }
           problem = reply.status();  // a get: safe to ask again
           router_.NoteTimeout(from);
+          if (from_replica) {
+            any_replica = false;
+            continue;
+          }
         } else {
           reply_ring_version_ = std::max(reply_ring_version_, reply->ring_version);
+          if (from_replica && IsRefusal(reply->status)) {
+            spdlog::debug("get {}: {} from replica {}; asking the primary", key,
+                          StatusWord(reply->status), from);
+            any_replica = false;
+            continue;
+          }
           switch (reply->status) {
             case WireStatus::SERVER_NOT_RESPONSIBLE:
               problem = Refusal(*reply, from);
@@ -170,7 +194,10 @@ Result<KvReply> KvClient::KeyrangeFromRing(Op op) {
 Result<KvReply> KvClient::Put(std::string_view key, std::string_view value) {
   return Call(Op::kPut, key, value);
 }
-Result<KvReply> KvClient::Get(std::string_view key) { return Call(Op::kGet, key, {}); }
+Result<KvReply> KvClient::Get(std::string_view key) { return Get(key, options_.read_mode); }
+Result<KvReply> KvClient::Get(std::string_view key, ReadMode mode) {
+  return Call(Op::kGet, key, {}, mode == ReadMode::kAny);
+}
 Result<KvReply> KvClient::Delete(std::string_view key) { return Call(Op::kDelete, key, {}); }
 Result<KvReply> KvClient::Keyrange() { return CallKeyless(Op::kKeyrange); }
 Result<KvReply> KvClient::KeyrangeRead() { return CallKeyless(Op::kKeyrangeRead); }

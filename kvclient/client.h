@@ -12,6 +12,14 @@
 // table, and the client also subscribes to the broker's pub port (port + 1
 // unless broker_pub_port says otherwise) for newer rings. An address where
 // nothing answers either is treated as a node that is not up yet.
+//
+// Reads come in two modes (ReadMode). kPrimary, the default, sends a get to
+// the key's primary: linearizable. kAny sends it, flagged staleOk, to any
+// node holding a copy (keyrange_read ranges), the least loaded one: it may
+// miss writes acknowledged recently. A replica that refuses such a read
+// (server_not_responsible from a node without replica reads, or any other
+// refusal or a timeout) is not asked again for it: the read goes to the
+// primary at once.
 #pragma once
 
 #include <chrono>
@@ -27,6 +35,12 @@
 #include "schema/wire.h"
 
 namespace kv::client {
+
+enum class ReadMode {
+  kPrimary,  // linearizable: the key's primary answers
+  kAny,      // stale-OK: any node with a copy may answer (may miss recent writes)
+};
+const char* ReadModeName(ReadMode mode);  // "primary", "any"
 
 struct ClientOptions {
   // Per-request timeout; also bounds each probe, getRing and keyrange refresh.
@@ -44,6 +58,8 @@ struct ClientOptions {
   // Ring refreshes one request may trigger on server_not_responsible (each is
   // followed by an immediate resend); later redirects only back off.
   int max_refreshes = 3;
+  // How Get(key) reads; Get(key, mode) overrides it per call.
+  ReadMode read_mode = ReadMode::kPrimary;
 };
 
 // Synchronous key-value API: each call routes one request to the node
@@ -77,7 +93,10 @@ class KvClient {
   uint64_t ring_version() const;
 
   Result<KvReply> Put(std::string_view key, std::string_view value);
-  Result<KvReply> Get(std::string_view key);
+  Result<KvReply> Get(std::string_view key);  // in read_mode()
+  Result<KvReply> Get(std::string_view key, ReadMode mode);
+  ReadMode read_mode() const { return options_.read_mode; }
+  void set_read_mode(ReadMode mode) { options_.read_mode = mode; }
   Result<KvReply> Delete(std::string_view key);
   // From the connected node; through a broker, built from its current ring
   // (Ring::KeyrangeText / KeyrangeReadText) with the ring's version.
@@ -85,7 +104,8 @@ class KvClient {
   Result<KvReply> KeyrangeRead();
 
  private:
-  Result<KvReply> Call(Op op, std::string_view key, std::string_view value);
+  // stale_ok: a get any replica may answer (ReadMode::kAny).
+  Result<KvReply> Call(Op op, std::string_view key, std::string_view value, bool stale_ok = false);
   Result<KvReply> CallKeyless(Op op);
   Result<KvReply> KeyrangeFromRing(Op op);
 

@@ -93,7 +93,7 @@ Status Connection::Open() {
 }
 
 Result<uint64_t> Connection::Send(Op op, std::string_view key, std::string_view value,
-                                  uint64_t ring_version) {
+                                  uint64_t ring_version, bool stale_ok) {
   if (!socket_) return Status::Unavailable("connection to " + address_ + " is not open");
   Request request;
   request.request_id = next_request_id_;
@@ -101,6 +101,7 @@ Result<uint64_t> Connection::Send(Op op, std::string_view key, std::string_view 
   request.op = op;
   request.key = key;
   request.value = value;
+  request.stale_ok = stale_ok && op == Op::kGet;
   zmq::message_t frame = EncodeRequest(request);
   try {
     if (!socket_->send(frame, zmq::send_flags::dontwait)) {

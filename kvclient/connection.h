@@ -90,9 +90,10 @@ class Connection {
   uint64_t control_replies() const { return control_replies_; }
 
   // Queues one request without blocking and returns its request id.
-  // Overloaded when the socket's send queue is full.
+  // Overloaded when the socket's send queue is full. stale_ok (gets only):
+  // any replica may answer, see Request.staleOk in schema/kv.capnp.
   Result<uint64_t> Send(Op op, std::string_view key = {}, std::string_view value = {},
-                        uint64_t ring_version = 0);
+                        uint64_t ring_version = 0, bool stale_ok = false);
 
   // Appends every completion available now (replies already received, and
   // requests older than the timeout at `now`) to *out; never blocks.

@@ -22,6 +22,8 @@ struct ShellFlags {
   int64_t timeout_ms = 3000;          // --timeout-ms: per-request timeout
   int64_t retry_budget_ms = 10000;    // --retry-budget-ms: how long a request may retry
   int64_t broker_pub_port = -1;       // --broker-pub-port: -1 = -bp + 1
+  std::string reads = "primary";      // --reads: how get reads: primary (linearizable) or any
+                                      //   replica (stale-OK; the shell's "set reads")
 };
 
 constexpr int kExitFailure = 1;
@@ -81,6 +83,10 @@ int main(int argc, char** argv) {
             &config.retry_budget_ms, 0, 3'600'000);
   flags.Int({"--broker-pub-port"}, "PORT", "the broker's ring publisher (-1: -bp + 1)",
             &config.broker_pub_port, -1, 65535);
+  flags.Choice({"--reads"},
+               "how get reads: primary (linearizable) or any node holding a copy (may miss "
+               "recent writes); get --any / --primary override it",
+               &config.reads, {"primary", "any"});
   kv::Status parsed = flags.Parse(argc, argv, /*stop_at_positional=*/true);
   if (!parsed.ok()) {
     std::cerr << "kvclient: " << parsed.message() << std::endl;
@@ -108,6 +114,8 @@ int main(int argc, char** argv) {
   options.request_timeout = std::chrono::milliseconds(config.timeout_ms);
   options.retry_budget = std::chrono::milliseconds(config.retry_budget_ms);
   options.broker_pub_port = static_cast<int>(config.broker_pub_port);
+  options.read_mode = config.reads == "any" ? kv::client::ReadMode::kAny
+                                            : kv::client::ReadMode::kPrimary;
   kv::client::KvClient client(options);
   if (!config.host.empty()) {
     if (kv::Status s = client.Connect(config.host, config.port); !s.ok()) {

@@ -16,7 +16,8 @@ struct Candidate {
 
 }  // namespace
 
-Router::Router(zmq::context_t& ctx, RouterOptions options) : ctx_(ctx), options_(options) {
+Router::Router(zmq::context_t& ctx, RouterOptions options)
+    : ctx_(ctx), options_(options), rng_(std::random_device{}()) {
   options_.lanes = std::max<size_t>(options_.lanes, 1);
 }
 
@@ -33,6 +34,7 @@ void Router::Disconnect() {
   host_.clear();
   port_ = 0;
   address_.clear();
+  read_ranges_asked_.reset();
 }
 
 Status Router::Connect(const std::string& host, uint16_t port) {
@@ -130,6 +132,55 @@ Result<Connection*> Router::ConnectionFor(std::string_view key, size_t lane) {
   }
   return Status::Unavailable("ring version " + std::to_string(table_.version()) +
                              " has no node for the key");
+}
+
+Result<Connection*> Router::ReplicaConnectionFor(std::string_view key, size_t lane) {
+  if (!connected_) return Status::Unavailable("not connected (use connect <host> <port>)");
+  if (kind_ == PeerKind::kNode && !table_.empty() && !Standalone()) FetchReadRanges();
+  std::vector<const Route*> readers = table_.ReadersOfKey(key);
+  if (readers.empty() || (kind_ == PeerKind::kNode && Standalone())) {
+    return ConnectionFor(key, lane);
+  }
+  std::vector<size_t> loads;
+  for (const Route* r : readers) {
+    auto node = nodes_.find(r->address);
+    size_t load = 0;
+    if (node != nodes_.end() && !node->second.lanes.empty()) {
+      const auto& c = node->second.lanes[lane % node->second.lanes.size()];
+      if (c) load = c->in_flight();
+    }
+    loads.push_back(load);
+  }
+  const Route* chosen = readers[PickLeastLoaded(loads, rng_())];
+  return Open(chosen->address, chosen->host, chosen->port, lane);
+}
+
+std::string Router::PrimaryAddress(std::string_view key) const {
+  if (kind_ == PeerKind::kNode && (table_.empty() || Standalone())) return address_;
+  const Route* route = table_.LookupKey(key);
+  return route ? route->address : std::string();
+}
+
+void Router::FetchReadRanges() {
+  if (table_.has_read_ranges() || read_ranges_asked_ == table_.version()) return;
+  read_ranges_asked_ = table_.version();
+  auto connection = KeylessConnection();
+  if (!connection.ok()) return;
+  auto id = (*connection)->Send(Op::kKeyrangeRead);
+  if (!id.ok()) return;
+  auto reply = (*connection)->Await(*id);
+  if (!reply.ok() || reply->status != WireStatus::KEYRANGE_READ_SUCCESS) {
+    spdlog::debug("no read ranges from {}: {}", (*connection)->address(),
+                  reply.ok() ? std::string(StatusWord(reply->status)) : reply.status().ToString());
+    return;
+  }
+  auto entries = Ring::ParseKeyrange(reply->metadata);
+  if (!entries.ok() || reply->ring_version != table_.version()) {
+    spdlog::debug("read ranges from {} not used (ring version {}, routing by {})",
+                  (*connection)->address(), reply->ring_version, table_.version());
+    return;
+  }
+  table_ = table_.WithReadRanges(*entries);
 }
 
 Result<Connection*> Router::KeylessConnection() {

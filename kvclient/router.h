@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,6 +68,16 @@ class Router {
   // The connection to the node responsible for key, on lane % lanes.
   // Unavailable when a broker has no ring (yet) or the ring has no nodes.
   Result<Connection*> ConnectionFor(std::string_view key, size_t lane = 0);
+  // Stale-OK reads: the connection to one of the nodes whose read range holds
+  // key (the primary or a replica), the one with the fewest requests in
+  // flight on this lane, ties broken at random. In node mode the read ranges
+  // are fetched once per ring version with keyrange_read from the node that
+  // answers keyless requests. Without read ranges (a standalone node, or no
+  // answer), the same as ConnectionFor.
+  Result<Connection*> ReplicaConnectionFor(std::string_view key, size_t lane = 0);
+  // "host:port" of the key's primary by the current table (the seed for a
+  // standalone node); empty when nothing is known.
+  std::string PrimaryAddress(std::string_view key) const;
   // Node mode: the node keyless requests (keyrange) go to: the connected
   // address while it is in the ring (or there is no ring), else any member.
   Result<Connection*> KeylessConnection();
@@ -109,6 +120,9 @@ class Router {
   // Replaces the table if `next` is newer; retires connections of nodes that left.
   bool Apply(RoutingTable next);
   Status RefreshFromNodes(const std::string& prefer, const std::string& avoid);
+  // Node mode: asks for keyrange_read once per ring version and attaches the
+  // read ranges to the table when they belong to the same version.
+  void FetchReadRanges();
   // A standalone node answered keyrange: route everything to the seed.
   bool Standalone() const {
     return kind_ == PeerKind::kNode && table_.size() == 1 && table_.version() == 0;
@@ -126,6 +140,8 @@ class Router {
   std::unique_ptr<BrokerLink> broker_;
   std::map<std::string, NodeConnections> nodes_;  // by "host:port"
   std::vector<std::unique_ptr<Connection>> retired_;
+  std::optional<uint64_t> read_ranges_asked_;  // ring version keyrange_read was asked at
+  std::mt19937_64 rng_;                         // breaks ties between replicas
 };
 
 }  // namespace kv::client

@@ -9,6 +9,16 @@ Route MakeRoute(const Hash128& from, const Hash128& to, const std::string& host,
   return Route{from, to, host, port, host + ":" + std::to_string(port)};
 }
 
+std::vector<Route> SortedRoutes(const std::vector<KeyrangeEntry>& entries) {
+  std::vector<Route> routes;
+  for (const auto& e : entries) {
+    routes.push_back(MakeRoute(e.from_inclusive, e.to_inclusive, e.host, e.port));
+  }
+  std::sort(routes.begin(), routes.end(),
+            [](const Route& a, const Route& b) { return a.to_inclusive < b.to_inclusive; });
+  return routes;
+}
+
 }  // namespace
 
 bool Route::Contains(const Hash128& pos) const {
@@ -26,6 +36,9 @@ RoutingTable RoutingTable::FromRing(std::shared_ptr<const Ring> ring) {
     table.routes_.push_back(MakeRoute(pred.position.Next(), nodes[i].position,
                                       nodes[i].address.host, nodes[i].address.port));
   }
+  // The ring's own text is well formed by construction.
+  auto read = Ring::ParseKeyrange(ring->KeyrangeReadText());
+  if (read.ok()) table.read_routes_ = SortedRoutes(*read);
   table.ring_ = std::move(ring);
   return table;
 }
@@ -34,12 +47,32 @@ RoutingTable RoutingTable::FromKeyrange(const std::vector<KeyrangeEntry>& entrie
                                         uint64_t version) {
   RoutingTable table;
   table.version_ = version;
-  for (const auto& e : entries) {
-    table.routes_.push_back(MakeRoute(e.from_inclusive, e.to_inclusive, e.host, e.port));
-  }
-  std::sort(table.routes_.begin(), table.routes_.end(),
-            [](const Route& a, const Route& b) { return a.to_inclusive < b.to_inclusive; });
+  table.routes_ = SortedRoutes(entries);
   return table;
+}
+
+RoutingTable RoutingTable::WithReadRanges(const std::vector<KeyrangeEntry>& read_entries) const {
+  RoutingTable table = *this;
+  table.read_routes_ = SortedRoutes(read_entries);
+  return table;
+}
+
+std::vector<const Route*> RoutingTable::Readers(const Hash128& pos) const {
+  std::vector<const Route*> readers;
+  for (const auto& r : read_routes_) {
+    if (r.Contains(pos)) readers.push_back(&r);
+  }
+  return readers;
+}
+
+size_t PickLeastLoaded(const std::vector<size_t>& loads, uint64_t random) {
+  size_t least = *std::min_element(loads.begin(), loads.end());
+  size_t tied = static_cast<size_t>(std::count(loads.begin(), loads.end(), least));
+  size_t skip = static_cast<size_t>(random % tied);
+  for (size_t i = 0; i < loads.size(); ++i) {
+    if (loads[i] == least && skip-- == 0) return i;
+  }
+  return 0;  // unreachable: skip < tied
 }
 
 const Route* RoutingTable::Lookup(const Hash128& pos) const {

@@ -3,6 +3,9 @@
 // kvnode answers to `keyrange`). Pure logic, no sockets. A key goes to the node
 // whose inclusive range [from, to] holds KeyPosition(key), ranges wrapping
 // around the top of the hash space; with a Ring that is Ring::Primary.
+// Stale-OK reads use the read ranges instead (keyrange_read text, or
+// Ring::KeyrangeReadText): any node whose read range holds the key's position
+// has a copy (the primary and its replicas).
 #pragma once
 
 #include <cstdint>
@@ -34,11 +37,15 @@ class RoutingTable {
  public:
   RoutingTable() = default;  // empty, version 0: nothing to route by
 
-  // Ranges as in Ring::KeyrangeText. `ring` must not be null.
+  // Ranges as in Ring::KeyrangeText, read ranges as in KeyrangeReadText.
+  // `ring` must not be null.
   static RoutingTable FromRing(std::shared_ptr<const Ring> ring);
   // Entries as parsed by Ring::ParseKeyrange; `version` is the answering
   // node's ring version (Reply.ring_version; 0 for a standalone node).
   static RoutingTable FromKeyrange(const std::vector<KeyrangeEntry>& entries, uint64_t version);
+  // This table with read ranges (keyrange_read entries of the same ring
+  // version) in place of any it had.
+  RoutingTable WithReadRanges(const std::vector<KeyrangeEntry>& read_entries) const;
 
   uint64_t version() const { return version_; }
   bool empty() const { return routes_.empty(); }
@@ -54,6 +61,14 @@ class RoutingTable {
   const Route* LookupKey(std::string_view key) const { return Lookup(KeyPosition(key)); }
   bool HasNode(std::string_view address) const;
 
+  bool has_read_ranges() const { return !read_routes_.empty(); }
+  // Every node whose read range holds pos, in ring order; empty without read
+  // ranges. Pointers live as long as the table.
+  std::vector<const Route*> Readers(const Hash128& pos) const;
+  std::vector<const Route*> ReadersOfKey(std::string_view key) const {
+    return Readers(KeyPosition(key));
+  }
+
   // True when `next` should replace this table: it has a higher version (even
   // with no nodes left), or both are unversioned (0: a standalone node, or no
   // table yet) and next is not empty. An older or equal version is ignored:
@@ -63,7 +78,13 @@ class RoutingTable {
  private:
   uint64_t version_ = 0;
   std::vector<Route> routes_;
+  std::vector<Route> read_routes_;  // sorted like routes_; empty = unknown
   std::shared_ptr<const Ring> ring_;
 };
+
+// The index of the smallest of loads (requests in flight per candidate),
+// ties broken by `random` so that equally loaded candidates share the work.
+// Precondition: loads is not empty.
+size_t PickLeastLoaded(const std::vector<size_t>& loads, uint64_t random);
 
 }  // namespace kv::client

@@ -58,11 +58,12 @@ constexpr Syntax kSyntax[] = {
     {"connect", CommandKind::kConnect, 2, "connect <host> <port>"},
     {"disconnect", CommandKind::kDisconnect, 0, "disconnect"},
     {"put", CommandKind::kPut, 2, "put <key> <value>"},
-    {"get", CommandKind::kGet, 1, "get <key>"},
+    {"get", CommandKind::kGet, 1, "get [--any|--primary] <key>"},
     {"delete", CommandKind::kDelete, 1, "delete <key>"},
     {"keyrange", CommandKind::kKeyrange, 0, "keyrange"},
     {"keyrange_read", CommandKind::kKeyrangeRead, 0, "keyrange_read"},
     {"loglevel", CommandKind::kLogLevel, 1, "logLevel <level>"},
+    {"set", CommandKind::kSet, 2, "set reads any|primary"},
     {"help", CommandKind::kHelp, 0, "help"},
     {"quit", CommandKind::kQuit, 0, "quit"},
 };
@@ -107,6 +108,14 @@ Result<std::optional<Command>> ParsePut(const Syntax& syntax, std::string_view r
   return std::optional<Command>(std::move(command));
 }
 
+// "--any" / "--primary" (any case), else nullopt.
+std::optional<client::ReadMode> ReadModeFlag(std::string_view word) {
+  std::string w = Lower(word);
+  if (w == "--any") return client::ReadMode::kAny;
+  if (w == "--primary") return client::ReadMode::kPrimary;
+  return std::nullopt;
+}
+
 bool IsPlainNotFound(std::string_view reason) {
   return reason.empty() || Lower(reason).find("not found") != std::string::npos;
 }
@@ -142,9 +151,14 @@ Result<std::optional<Command>> ParseCommand(std::string_view line) {
   if (syntax->kind == CommandKind::kPut) return ParsePut(*syntax, rest);
 
   std::vector<std::string_view> args = Words(rest);
-  if (args.size() != syntax->args) return Usage(*syntax);
   Command command;
   command.kind = syntax->kind;
+  if (syntax->kind == CommandKind::kGet && args.size() == 2) {
+    command.read_mode = ReadModeFlag(args[0]);
+    if (!command.read_mode) return Usage(*syntax);
+    args.erase(args.begin());
+  }
+  if (args.size() != syntax->args) return Usage(*syntax);
   switch (syntax->kind) {
     case CommandKind::kConnect: {
       auto port = ParsePort(args[1]);
@@ -160,6 +174,14 @@ Result<std::optional<Command>> ParseCommand(std::string_view line) {
     case CommandKind::kLogLevel:
       command.level = std::string(args[0]);
       break;
+    case CommandKind::kSet: {
+      std::string value = Lower(args[1]);
+      if (Lower(args[0]) != "reads" || (value != "any" && value != "primary")) {
+        return Status::InvalidArgument(std::string("no such setting; usage: ") + syntax->usage);
+      }
+      command.read_mode = value == "any" ? client::ReadMode::kAny : client::ReadMode::kPrimary;
+      break;
+    }
     default:
       break;
   }
@@ -222,8 +244,8 @@ std::string FormatError(const Status& status) { return "error: " + status.messag
 std::string HelpText(bool one_line) {
   if (one_line) {
     return "commands: connect <host> <port> | disconnect | put <key> <value> | put <key> "
-           "(deletes) | get <key> | delete <key> | keyrange | keyrange_read | logLevel <level> "
-           "| help | quit";
+           "(deletes) | get [--any|--primary] <key> | delete <key> | keyrange | keyrange_read | "
+           "set reads any|primary | logLevel <level> | help | quit";
   }
   return "commands:\n"
          "  connect <host> <port>  connect to a node, or to a cluster's broker (replaces any\n"
@@ -232,11 +254,16 @@ std::string HelpText(bool one_line) {
          "  put <key> <value>      store value: the rest of the line after one space, "
          "spaces kept\n"
          "  put <key>              delete key (as in the seed system)\n"
-         "  get <key>              print the value of key\n"
+         "  get <key>              print the value of key (from its primary: linearizable,\n"
+         "                         unless set reads any)\n"
+         "  get --any <key>        read key from any node holding a copy (keyrange_read): may\n"
+         "                         miss writes acknowledged recently; --primary forces the\n"
+         "                         primary\n"
          "  delete <key>           remove key\n"
          "  keyrange               print the write ranges: <from>,<to>,<ip>:<port>;... (from\n"
          "                         the node, or from the broker's ring)\n"
          "  keyrange_read          print the read ranges (primary plus replicas)\n"
+         "  set reads any|primary  how a plain get reads (default primary)\n"
          "  logLevel <level>       ALL|FINE|INFO|WARNING|SEVERE|OFF (or trace..off); logs "
          "go to stderr\n"
          "  help                   show this list\n"
@@ -274,6 +301,10 @@ Outcome Shell::Execute(const Command& command) {
       spdlog::default_logger()->set_level(*level);
       return Outcome{"loglevel " + Upper(command.level), Kind::kSuccess};
     }
+    case CommandKind::kSet:
+      client_->set_read_mode(*command.read_mode);
+      return Outcome{std::string("reads ") + client::ReadModeName(client_->read_mode()),
+                     Kind::kSuccess};
     case CommandKind::kHelp:
       return Outcome{HelpText(!interactive_), Kind::kSuccess};
     case CommandKind::kQuit:
@@ -290,7 +321,7 @@ Outcome Shell::ExecuteKeyCommand(const Command& command) {
       reply = client_->Put(command.key, command.value);
       break;
     case CommandKind::kGet:
-      reply = client_->Get(command.key);
+      reply = client_->Get(command.key, command.read_mode.value_or(client_->read_mode()));
       break;
     case CommandKind::kDelete:
       reply = client_->Delete(command.key);

@@ -24,6 +24,7 @@ enum class CommandKind {
   kKeyrange,
   kKeyrangeRead,
   kLogLevel,
+  kSet,
   kHelp,
   kQuit,
 };
@@ -36,6 +37,9 @@ struct Command {
   std::string key;    // put, get, delete
   std::string value;  // put: the rest of the line after the key and one space
   std::string level;  // logLevel, as typed
+  // get: "--any" / "--primary" before the key; nullopt = the shell's setting.
+  // set reads: the new setting.
+  std::optional<client::ReadMode> read_mode;
 };
 
 // Parses one line. Returns nullopt for a blank line, InvalidArgument for an
@@ -43,6 +47,8 @@ struct Command {
 // case-insensitive. "put <key> <value>": the value is everything after the
 // single space that follows the key, inner and trailing spaces kept; "put
 // <key>" with no (or an empty) value parses as a delete, as in the seed system.
+// "get --any <key>" reads from any replica (stale-OK), "get --primary <key>"
+// from the primary, "get <key>" as "set reads any|primary" last said.
 Result<std::optional<Command>> ParseCommand(std::string_view line);
 
 // True for the commands that need a connection to a node.

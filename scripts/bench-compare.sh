@@ -50,6 +50,7 @@ bin=$build_dir/bin
 redis=$(command -v redis-server)
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+started=$SECONDS
 work=$(mktemp -d /tmp/kv-bench-compare-XXXXXX)
 pids=()
 cleanup() {
@@ -64,7 +65,9 @@ source scripts/bench-lib.sh
 commands=()
 start() {  # start LOG CMD...: runs CMD in the background, remembers its PID and command line
   local log=$1; shift
-  commands+=("$(printf '%q ' "$@")")
+  local line
+  line=$(printf '%q ' "$@")
+  commands+=("${line% }")
   "$@" >"$log" 2>&1 &
   pids+=($!)
 }
@@ -127,7 +130,9 @@ bench() {  # bench KEY TARGET ARGS...: one kvbench run; its JSON goes to json[KE
   local cmd
   # shellcheck disable=SC2206
   cmd=("$bin/kvbench" ${address[$t]} $common "$@" --json)
-  bench_commands+=("$(printf '%q ' "${cmd[@]}")")
+  local line
+  line=$(printf '%q ' "${cmd[@]}")
+  bench_commands+=("${line% }")
   json[$key]=$("${cmd[@]}" 2>>"$work/kvbench.err") || true
 }
 for t in "${targets[@]}"; do
@@ -177,6 +182,8 @@ git diff --quiet HEAD -- 2>/dev/null || commit="$commit + uncommitted changes"
   echo "| disk (data dirs) | $disk; a 4 KiB write + fdatasync takes ${fsync_us} µs (dd oflag=dsync) |"
   echo "| load average (1/5/15 min) before / after the run | $load_before / $(cut -d' ' -f1-3 /proc/loadavg) |"
   echo "| Redis | $("$redis" --version | sed -nE 's/.*v=([0-9.]+).*/\1/p') |"
+  echo
+  echo "The run took $(( SECONDS - started )) s after the build."
   echo
   echo "Everything (servers and kvbench) shares these CPUs, and kvbench itself needs about one."
   echo "A load average above the CPU count means other work ran at the same time: compare"
@@ -231,7 +238,7 @@ git diff --quiet HEAD -- 2>/dev/null || commit="$commit + uncommitted changes"
   for c in "${commands[@]}"; do echo "${c//$work/\$WORK}"; done
   echo '```'
   echo
-  echo "Benchmarks (\`--json\` added to each):"
+  echo "Benchmarks, in this order:"
   echo
   echo '```sh'
   for c in "${bench_commands[@]}"; do echo "$c"; done

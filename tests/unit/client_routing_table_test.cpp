@@ -1,4 +1,5 @@
 // The client's routing table, from rings made with fake addresses: no sockets.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <string>
 #include <vector>
@@ -14,11 +15,11 @@ using kv::client::RoutingTable;
 
 namespace {
 
-std::shared_ptr<const Ring> MakeRing(uint64_t version, std::vector<uint16_t> ports) {
+std::shared_ptr<const Ring> MakeRing(uint64_t version, std::vector<uint16_t> ports, int rf = 1) {
   std::vector<NodeAddress> nodes;
   for (uint16_t p : ports)
     nodes.push_back(NodeAddress{"10.0.0.1", p, static_cast<uint16_t>(p + 1)});
-  auto ring = Ring::Make(version, 1, std::move(nodes));
+  auto ring = Ring::Make(version, rf, std::move(nodes));
   REQUIRE(ring.ok());
   return *ring;
 }
@@ -144,4 +145,53 @@ TEST_CASE("an empty table routes nothing", "[client][routing]") {
   CHECK(table.empty());
   CHECK(table.version() == 0);
   CHECK(table.LookupKey("k") == nullptr);
+}
+
+TEST_CASE("the readers of a key are its primary and the replicas the ring places it on",
+          "[client][reads]") {
+  auto ring = MakeRing(4, {5001, 5002, 5003, 5004, 5005}, 3);
+  RoutingTable table = RoutingTable::FromRing(ring);
+  REQUIRE(table.has_read_ranges());
+  for (int i = 0; i < 500; ++i) {
+    std::string key = "key" + std::to_string(i);
+    std::vector<std::string> expected, readers;
+    for (const auto& a : ring->Replicas(kv::KeyPosition(key))) expected.push_back(a.ToString());
+    for (const auto* r : table.ReadersOfKey(key)) readers.push_back(r->address);
+    std::sort(expected.begin(), expected.end());
+    std::sort(readers.begin(), readers.end());
+    CHECK(readers == expected);
+  }
+}
+
+TEST_CASE("keyrange_read text gives the same readers as the ring it was printed from",
+          "[client][reads]") {
+  auto ring = MakeRing(2, {5001, 5002, 5003, 5004}, 2);
+  auto write = Ring::ParseKeyrange(ring->KeyrangeText());
+  auto read = Ring::ParseKeyrange(ring->KeyrangeReadText());
+  REQUIRE(write.ok());
+  REQUIRE(read.ok());
+  RoutingTable from_text = RoutingTable::FromKeyrange(*write, 2);
+  CHECK_FALSE(from_text.has_read_ranges());
+  CHECK(from_text.ReadersOfKey("k").empty());
+  RoutingTable with_reads = from_text.WithReadRanges(*read);
+  RoutingTable from_ring = RoutingTable::FromRing(ring);
+  for (int i = 0; i < 300; ++i) {
+    std::string key = "key" + std::to_string(i);
+    std::vector<std::string> a, b;
+    for (const auto* r : with_reads.ReadersOfKey(key)) a.push_back(r->address);
+    for (const auto* r : from_ring.ReadersOfKey(key)) b.push_back(r->address);
+    CHECK(a == b);
+    CHECK(a.size() == 2);
+  }
+}
+
+TEST_CASE("the least loaded replica is chosen and ties are shared out", "[client][reads]") {
+  CHECK(kv::client::PickLeastLoaded({3, 1, 2}, 0) == 1);
+  CHECK(kv::client::PickLeastLoaded({3, 1, 2}, 12345) == 1);
+  CHECK(kv::client::PickLeastLoaded({7}, 99) == 0);
+  std::vector<int> picked(3);
+  for (uint64_t r = 0; r < 30; ++r) ++picked[kv::client::PickLeastLoaded({0, 0, 0}, r)];
+  CHECK(picked == std::vector<int>{10, 10, 10});
+  // Only the tied minimum shares: index 1 (load 4) is never picked.
+  for (uint64_t r = 0; r < 10; ++r) CHECK(kv::client::PickLeastLoaded({2, 4, 2}, r) != 1);
 }

@@ -94,8 +94,8 @@ TEST_CASE("a blank line is no command at all", "[shell]") {
 }
 
 TEST_CASE("a wrong number of arguments is an error that shows the usage", "[shell]") {
-  CHECK(ParseError("get") == "wrong number of arguments; usage: get <key>");
-  CHECK(ParseError("get a b") == "wrong number of arguments; usage: get <key>");
+  CHECK(ParseError("get") == "wrong number of arguments; usage: get [--any|--primary] <key>");
+  CHECK(ParseError("get a b") == "wrong number of arguments; usage: get [--any|--primary] <key>");
   CHECK(ParseError("delete") == "wrong number of arguments; usage: delete <key>");
   CHECK(ParseError("put") == "wrong number of arguments; usage: put <key> <value>");
   CHECK(ParseError("connect localhost") ==
@@ -103,6 +103,28 @@ TEST_CASE("a wrong number of arguments is an error that shows the usage", "[shel
   CHECK(ParseError("keyrange now") == "wrong number of arguments; usage: keyrange");
   CHECK(ParseError("quit now") == "wrong number of arguments; usage: quit");
   CHECK(ParseError("logLevel") == "wrong number of arguments; usage: logLevel <level>");
+}
+
+TEST_CASE("get takes --any or --primary before the key and set reads chooses the default",
+          "[shell]") {
+  CHECK_FALSE(Parse("get k").read_mode.has_value());
+  auto any = Parse("get --any k");
+  CHECK(any.key == "k");
+  CHECK(any.read_mode == kv::client::ReadMode::kAny);
+  CHECK(Parse("GET --PRIMARY k").read_mode == kv::client::ReadMode::kPrimary);
+  CHECK(Parse("get --any").key == "--any");  // a key that looks like a flag, alone
+  CHECK(Parse("set reads any").read_mode == kv::client::ReadMode::kAny);
+  CHECK(Parse("SET Reads Primary").read_mode == kv::client::ReadMode::kPrimary);
+  CHECK(ParseError("set reads often") == "no such setting; usage: set reads any|primary");
+  CHECK(ParseError("set writes any") == "no such setting; usage: set reads any|primary");
+  CHECK(ParseError("set reads") == "wrong number of arguments; usage: set reads any|primary");
+
+  kv::client::KvClient client;
+  kv::shell::Shell shell(&client, /*interactive=*/false);
+  CHECK(shell.ExecuteLine("set reads any").text == "reads any");
+  CHECK(client.read_mode() == kv::client::ReadMode::kAny);
+  CHECK(shell.ExecuteLine("set reads primary").text == "reads primary");
+  CHECK(client.read_mode() == kv::client::ReadMode::kPrimary);
 }
 
 TEST_CASE("an unknown command is an error that points to help", "[shell]") {
@@ -155,7 +177,7 @@ TEST_CASE("help for scripts is one line naming every command", "[shell]") {
   std::string help = kv::shell::HelpText(/*one_line=*/true);
   CHECK(help.find('\n') == std::string::npos);
   for (const char* name : {"connect", "disconnect", "put", "get", "delete", "keyrange",
-                           "keyrange_read", "logLevel", "help", "quit"}) {
+                           "keyrange_read", "logLevel", "set reads", "--any", "help", "quit"}) {
     CHECK(help.find(name) != std::string::npos);
     CHECK(kv::shell::HelpText(false).find(name) != std::string::npos);
   }
