@@ -122,6 +122,7 @@ TEST_CASE("a long run of mixed faults loses no write", "[.fault_long]") {
   // Each round takes about 20 s.
   for (int round = 0; round * 20 < seconds; ++round) {
     add(kvtest::KillEveryFewSeconds(2, Millis(3000), Millis(1500)));
+    add({{Millis(0), kvtest::FaultKind::kAwaitRing, kAwait}});
     add(kvtest::PauseBusyPrimary(kFailureTimeout, kAwait));
     add(kvtest::KillEcsAndBrokerDuringFailOver(kFailureTimeout, kAwait));
   }

@@ -349,7 +349,14 @@ bool FaultHarness::AwaitRing(bool every_running_node, Millis deadline) {
 std::optional<size_t> FaultHarness::BusyPrimary() {
   auto hot = WorkloadKeys(std::max(1, std::min(options_.workload.hot_keys,
                                                options_.workload.keys)));
-  return NodeOfPort(PrimaryPort(NewestRing(), hot[rng_() % hot.size()]));
+  std::optional<size_t> node;
+  // Right after a kill or restart the newest ring may still name a dead
+  // port; give it a few seconds to name a running node.
+  WaitFor([&] {
+    node = NodeOfPort(PrimaryPort(NewestRing(), hot[rng_() % hot.size()]));
+    return node.has_value();
+  }, Millis(5000));
+  return node;
 }
 
 std::vector<std::string> FaultHarness::KeysOf(uint16_t port, std::string* probe) {
