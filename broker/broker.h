@@ -7,7 +7,9 @@
 //   [identity][ControlMessage]            (schema/control.capnp, one frame)
 //   node/client -> broker  request{join | leave | nodeFailed}  queued for the ECS
 //                          request{getRing}    answered at once from the ring cache
-//                          request{heartbeat}  answered ok at once, never queued;
+//                          request{heartbeat}  answered at once, never queued: ok,
+//                                              or rejected for a member reported
+//                                              failed (until a ring drops it);
 //                                              the failure detector notes it
 //   broker -> node/client  reply{requestId, status, reason, ring}
 //   ECS -> broker          ecsReady(n)  n more credit; marks the sender as the ECS
@@ -27,7 +29,9 @@
 // kFailureReporter (an identity no ZeroMQ peer can have); such reports are
 // queued even past --max-queue, at most one per member at a time, again every
 // timeout while the member stays in the ring, and the ECS's workDone for them
-// is logged and dropped. A node's lease (--lease-ms, counted from the SEND
+// is logged and dropped. A reported member stays reported until a ring without
+// it arrives: its heartbeats are answered rejected meanwhile, so a node that
+// was paused, not dead, cannot renew its lease while the ECS removes it. A node's lease (--lease-ms, counted from the SEND
 // time of its last answered heartbeat) is shorter than the failure timeout
 // (counted from the broker's RECEPTION of it), so a node has stopped serving
 // before it is reported.
