@@ -41,12 +41,10 @@ int main(int argc, char** argv) {
                      &c.broker_sub_port, "broker port + 2");
   flags.String({"-d", "--data-dir"}, "DIR", "state directory (LMDB), created if missing",
                &c.data_dir);
-  // Nodes serve and write only their primary range until replication lands;
-  // a factor above 1 would plan copies that no write keeps up to date, so it
-  // is refused rather than accepted and ignored.
   flags.Int({"--replication-factor"}, "N",
-            "copies of each range; only 1 until nodes replicate writes", &c.replication_factor, 1,
-            1);
+            "copies of each range: its primary and the next N-1 nodes clockwise (with fewer "
+            "nodes, every node holds everything); a stored ring keeps its own",
+            &c.replication_factor, 1, 255);
   flags.Int({"--batch-window-ms"}, "MS",
             "wait this long after the first queued request, so a storm lands in one transition",
             &c.batch_window_ms, 0, 3600000);
