@@ -3,10 +3,11 @@
 // ECS and the broker killed during a fail-over. Every history is checked:
 // linearizable per key and no acknowledged write lost.
 //
-// Hidden ([.fault]) until replication and fail-over land: with replication
-// factor 1 a kill -9 loses writes, which the checker reports. Run them with
-//   build/bin/integration_tests "[fault]"
-// and longer by hand with KV_FAULT_SECONDS=60 (and "[fault_long]").
+// The four [fault] scenarios run in the suite (each bounded to seconds). By
+// hand: build/bin/integration_tests "[fault]", and the longer mixed run with
+// KV_FAULT_SECONDS=60 build/bin/integration_tests "[fault_long]" (hidden).
+// With replication factor 1 a kill -9 loses writes and the checker says so
+// ("[fault_selftest]", hidden).
 // KV_FAULT_ECS_FLAGS, KV_FAULT_BROKER_FLAGS and KV_FAULT_NODE_FLAGS (split on
 // spaces) add server flags without a rebuild; KV_FAULT_RF sets the replication
 // factor (default 3).
@@ -78,7 +79,7 @@ void ExpectClean(const FaultRunResult& r) {
 }  // namespace
 
 TEST_CASE("a node killed every few seconds and restarted with its data loses no write",
-          "[.fault]") {
+          "[fault]") {
   FaultOptions o = CiOptions();
   int seconds = kvtest::FaultSecondsFromEnv(12);
   o.schedule = kvtest::KillEveryFewSeconds(std::max(1, seconds / 3), Millis(3000), Millis(1500));
@@ -86,7 +87,7 @@ TEST_CASE("a node killed every few seconds and restarted with its data loses no 
 }
 
 TEST_CASE("two nodes killed in sequence after re-replication lose no write",
-          "[.fault]") {
+          "[fault]") {
   FaultOptions o = CiOptions();
   o.schedule = kvtest::TwoKillsAfterReReplication(kAwait);
   auto r = RunScenario(o);
@@ -97,14 +98,14 @@ TEST_CASE("two nodes killed in sequence after re-replication lose no write",
 }
 
 TEST_CASE("a paused primary is replaced and serves nothing stale when it resumes",
-          "[.fault]") {
+          "[fault]") {
   FaultOptions o = CiOptions();
   o.schedule = kvtest::PauseBusyPrimary(kFailureTimeout, kAwait);
   ExpectClean(RunScenario(o));
 }
 
 TEST_CASE("the ECS and the broker killed during a fail-over lose no write",
-          "[.fault]") {
+          "[fault]") {
   FaultOptions o = CiOptions();
   o.schedule = kvtest::KillEcsAndBrokerDuringFailOver(kFailureTimeout, kAwait);
   ExpectClean(RunScenario(o));
