@@ -77,7 +77,7 @@ TEST_CASE("a ring without the member forgets it and a later ring starts it afres
   d.OnRing({kB}, kT0 + 500ms);
   CHECK_FALSE(d.IsMember(kA.ToString()));
   CHECK(Keys(d.TakeDue(kT0 + 5s)) == Keys({kB}));
-  d.OnHeartbeat(kB.ToString(), kT0 + 10s);
+  d.OnRing({}, kT0 + 9s);  // B, reported, is dropped too
   d.OnRing({kA, kB}, kT0 + 10s);
   CHECK(d.TakeDue(kT0 + 10s + 999ms).empty());
   CHECK(Keys(d.TakeDue(kT0 + 11s)) == Keys({kA, kB}));
