@@ -22,6 +22,11 @@ CoordinatorConfig ToCoordinatorConfig(const EcsConfig& c) {
   out.batch_window = std::chrono::milliseconds(c.batch_window_ms);
   out.transfer_timeout = std::chrono::milliseconds(c.transfer_timeout_ms);
   out.max_held = static_cast<size_t>(c.credit);
+  out.repair.transfer_timeout = std::chrono::milliseconds(c.repair_timeout_ms);
+  out.repair.retry_backoff = std::chrono::milliseconds(c.repair_retry_ms);
+  out.repair.retry_backoff_cap = std::chrono::milliseconds(c.repair_retry_cap_ms);
+  out.repair.max_attempts = static_cast<int>(c.repair_attempts);
+  out.repair.report_interval = std::chrono::milliseconds(c.repair_report_ms);
   return out;
 }
 

@@ -19,12 +19,22 @@ struct EcsConfig {
   std::optional<uint16_t> broker_sub_port;  // --broker-sub-port: broker XSUB our PUB
                                             //   connects to; unset = broker_port + 2
   std::string data_dir = "ecs-data";        // -d: LMDB state dir, created if missing
-  int64_t replication_factor = 1;           // --replication-factor: stored in every ring
-                                             //   (only 1 until nodes replicate writes)
+  int64_t replication_factor = 3;           // --replication-factor: copies of each range
+                                            //   (primary + next N-1 nodes), stored in
+                                            //   every new ring
   int64_t batch_window_ms = 100;            // --batch-window-ms: wait after the first
                                             //   queued request before a transition
   int64_t transfer_timeout_ms = 30000;      // --transfer-timeout-ms: abort a transition
                                             //   whose transfers take longer
+  int64_t repair_timeout_ms = 300000;       // --repair-timeout-ms: one attempt of a
+                                            //   re-replication transfer fails after this
+  int64_t repair_retry_ms = 1000;           // --repair-retry-ms: wait before retrying a
+                                            //   failed repair transfer; doubles per attempt
+  int64_t repair_retry_cap_ms = 30000;      // --repair-retry-cap-ms: longest such wait
+  int64_t repair_attempts = 5;              // --repair-attempts: attempts per repair
+                                            //   transfer before it is given up
+  int64_t repair_report_ms = 5000;          // --repair-report-ms: log what is still
+                                            //   under-replicated this often
   int64_t republish_ms = 1000;              // --republish-ms: publish the ring again this
                                             //   often (late subscribers, broker restarts)
   int64_t credit = 64;                      // --credit: most requests held unanswered

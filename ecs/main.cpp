@@ -32,9 +32,10 @@ int main(int argc, char** argv) {
 
   kv::EcsConfig c;
   kv::FlagParser flags("kvecs",
-                       "The external configuration service: owns the ring, turns join, leave "
-                       "and nodeFailed requests from the broker into ring versions, one "
-                       "transition at a time, with data hand-off between nodes.");
+                       "The external configuration service: owns the ring, turns join and leave "
+                       "requests from the broker into ring versions, one transition at a "
+                       "time, with data hand-off between nodes; fails over at once on "
+                       "nodeFailed and re-replicates what the failure left short.");
   flags.String({"-bh", "--broker-host"}, "HOST", "broker host (required)", &c.broker_host);
   flags.Port({"-bp", "--broker-port"}, "broker control port (required)", &c.broker_port);
   flags.OptionalPort({"--broker-sub-port"}, "broker XSUB port the ring is published to",
@@ -50,6 +51,19 @@ int main(int argc, char** argv) {
             &c.batch_window_ms, 0, 3600000);
   flags.Int({"--transfer-timeout-ms"}, "MS", "abort a transition whose hand-offs take longer",
             &c.transfer_timeout_ms, 1, 86400000);
+  flags.Int({"--repair-timeout-ms"}, "MS",
+            "an attempt of a re-replication transfer after a failure fails after this long",
+            &c.repair_timeout_ms, 1, 86400000);
+  flags.Int({"--repair-retry-ms"}, "MS",
+            "wait before retrying a failed re-replication transfer; doubles per attempt",
+            &c.repair_retry_ms, 1, 3600000);
+  flags.Int({"--repair-retry-cap-ms"}, "MS", "longest wait between re-replication attempts",
+            &c.repair_retry_cap_ms, 1, 3600000);
+  flags.Int({"--repair-attempts"}, "N",
+            "attempts per re-replication transfer before it is given up (logged as an error)",
+            &c.repair_attempts, 1, 1000);
+  flags.Int({"--repair-report-ms"}, "MS", "log the ranges still under-replicated this often",
+            &c.repair_report_ms, 1, 3600000);
   flags.Int({"--republish-ms"}, "MS", "publish the current ring again this often", &c.republish_ms,
             1, 3600000);
   flags.Int({"--credit"}, "N", "most requests the ECS holds unanswered", &c.credit, 1, 1000000);

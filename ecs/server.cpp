@@ -113,10 +113,11 @@ Status EcsServer::Start() {
                                    e.what());
   }
   spdlog::info(
-      "kvecs: broker control {}:{}, publishing to {}:{}, state in {}, batch window {} ms, "
-      "transfer timeout {} ms, credit {}",
+      "kvecs: broker control {}:{}, publishing to {}:{}, state in {}, replication factor {}, "
+      "batch window {} ms, transfer timeout {} ms, repair timeout {} ms, credit {}",
       config_.broker_host, config_.broker_port, config_.broker_host, *config_.broker_sub_port,
-      config_.data_dir, config_.batch_window_ms, config_.transfer_timeout_ms, config_.credit);
+      config_.data_dir, config_.replication_factor, config_.batch_window_ms,
+      config_.transfer_timeout_ms, config_.repair_timeout_ms, config_.credit);
   // Queued on the DEALER until the first connection, which delivers it.
   TopUpCredit();
   Execute(recovered);
@@ -378,6 +379,7 @@ void EcsServer::SendTransferStart(const StartTransfer& start) {
     auto ts = msg.initTransferStart();
     ts.setTransferId(t.transfer_id);
     ts.setPreparesVersion(start.prepares_version);
+    ts.setRepair(t.repair);
     SetAddress(ts.initTarget(), t.target);
     auto ranges = ts.initRanges(static_cast<unsigned>(t.ranges.size()));
     for (unsigned i = 0; i < ranges.size(); ++i) {
@@ -385,9 +387,9 @@ void EcsServer::SendTransferStart(const StartTransfer& start) {
       ranges[i].setTo(AsData(t.ranges[i].to.AsBytes()));
     }
   });
-  spdlog::info("transfer {}: asking {} to hand {} range(s) to {} for ring version {}",
-               t.transfer_id, t.source.ToString(), t.ranges.size(), t.target.ToString(),
-               start.prepares_version);
+  spdlog::info("transfer {}: asking {} to {} {} range(s) to {} for ring version {}", t.transfer_id,
+               t.source.ToString(), t.repair ? "re-replicate" : "hand", t.ranges.size(),
+               t.target.ToString(), start.prepares_version);
   SendPeer(t.source, std::move(frame), "transferStart");
 }
 

@@ -14,9 +14,10 @@
 //   PUB --connect--> broker XSUB (--broker-sub-port)   [ "ring" ][ Ring ]
 //                  on every commit and every --republish-ms
 //   DEALER per source node --connect--> tcp://host:peerPort    PeerMessage
-//     (schema/peer.capnp) transferStart (requestId = transferId) and
-//     transferAbort out; transferDone back. Keyed "host:port", created on
-//     first use, closed when the node leaves the ring.
+//     (schema/peer.capnp) transferStart (requestId = transferId; repair set
+//     for re-replication after a fail-over) and transferAbort out;
+//     transferDone back. Keyed "host:port", created on first use, closed
+//     when the node leaves the ring.
 // Malformed frames are logged and change nothing.
 //
 // Not thread-safe except RequestStop(), which is async-signal-safe.

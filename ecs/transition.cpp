@@ -173,4 +173,36 @@ std::vector<Transfer> GroupMoves(const std::vector<Move>& moves, uint64_t* next_
   return out;
 }
 
+std::string NodesText(const std::vector<NodeAddress>& nodes) {
+  std::string out;
+  for (const auto& n : nodes) {
+    if (!out.empty()) out += ' ';
+    out += n.ToString();
+  }
+  return out.empty() ? "-" : out;
+}
+
+std::string RangeText(const HashRange& r) {
+  std::string out = "(";  // not "(" + string: GCC 12 warns falsely (-Wrestrict)
+  out += r.from.ToHex();
+  out += ", ";
+  out += r.to.ToHex();
+  out += ']';
+  return out;
+}
+
+std::string RangesText(const std::vector<HashRange>& ranges) {
+  std::string out;
+  for (const auto& r : ranges) {
+    if (!out.empty()) out += ' ';
+    out += RangeText(r);
+  }
+  return out;
+}
+
+std::string TransferText(const Transfer& t) {
+  return std::to_string(t.transfer_id) + " (" + t.source.ToString() + " -> " + t.target.ToString() +
+         ")";
+}
+
 }  // namespace kv

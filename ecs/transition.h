@@ -60,4 +60,11 @@ Result<TransitionRecord> DecodeTransition(std::string_view bytes);
 std::vector<Transfer> GroupMoves(const std::vector<Move>& moves, uint64_t* next_id,
                                  bool repair = false);
 
+// Text for log lines: "a:1 b:2" ("-" for none), "(FROM, TO]" in hex, and
+// "ID (SOURCE -> TARGET)".
+std::string NodesText(const std::vector<NodeAddress>& nodes);
+std::string RangeText(const HashRange& range);
+std::string RangesText(const std::vector<HashRange>& ranges);
+std::string TransferText(const Transfer& transfer);
+
 }  // namespace kv

@@ -1,5 +1,6 @@
-// The ECS's transition logic without sockets: a Coordinator on a temporary
-// LMDB store, driven by a fake clock, checked by the commands it produces.
+// The ECS's join/leave transitions without sockets: a Coordinator on a
+// temporary LMDB store, driven by a fake clock, checked by the commands it
+// produces. Failures and repair: ecs_failover_test.cpp.
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -7,102 +8,20 @@
 #include <string>
 #include <vector>
 
-#include "ecs/coordinator.h"
-#include "ecs/ring_store.h"
 #include "tests/support/process.h"
+#include "tests/unit/ecs_test_util.h"
 
+using namespace ecstest;  // the shared test helpers
 using kv::AbortTransfer;
-using kv::Commands;
-using kv::Coordinator;
 using kv::CoordinatorConfig;
 using kv::ForgetNode;
-using kv::MembershipRequest;
 using kv::NodeAddress;
 using kv::PublishRing;
 using kv::ReplyTo;
 using kv::RequestKind;
-using kv::RingStore;
 using kv::StartTransfer;
-using kv::TransferResult;
 using kv::wire::ControlStatus;
 using namespace std::chrono_literals;
-
-namespace {
-
-NodeAddress Node(int i) {
-  return NodeAddress{"10.0.0." + std::to_string(i), static_cast<uint16_t>(5000 + i),
-                     static_cast<uint16_t>(6000 + i)};
-}
-
-MembershipRequest Request(RequestKind kind, int node, uint64_t request_id) {
-  return MembershipRequest{"client-" + std::to_string(request_id), request_id, kind, Node(node)};
-}
-
-template <typename T>
-std::vector<T> All(const Commands& commands) {
-  std::vector<T> out;
-  for (const auto& c : commands) {
-    if (auto* t = std::get_if<T>(&c)) out.push_back(*t);
-  }
-  return out;
-}
-
-CoordinatorConfig Config(int rf = 1) {
-  CoordinatorConfig c;
-  c.replication_factor = rf;
-  c.batch_window = 100ms;
-  c.transfer_timeout = 1000ms;
-  c.max_held = 64;
-  return c;
-}
-
-// One ECS lifetime: a Coordinator on the store in dir, recovered at t = 0.
-class Ecs {
- public:
-  explicit Ecs(const std::string& dir, CoordinatorConfig config = Config()) {
-    auto store = RingStore::Open(dir);
-    REQUIRE(store.ok());
-    store_ = std::move(*store);
-    coordinator_ = std::make_unique<Coordinator>(config, store_.get(), [this] { return now_; });
-    REQUIRE(coordinator_->Recover(&out).ok());
-  }
-
-  Coordinator& operator*() { return *coordinator_; }
-  Coordinator* operator->() { return coordinator_.get(); }
-  RingStore& store() { return *store_; }
-
-  void Submit(RequestKind kind, int node, uint64_t request_id) {
-    coordinator_->Submit(Request(kind, node, request_id), &out);
-  }
-  void Advance(std::chrono::milliseconds d) {
-    now_ += d;
-    coordinator_->Tick(&out);
-  }
-  void Done(uint64_t transfer_id, bool ok = true, const std::string& reason = "") {
-    coordinator_->OnTransferDone(TransferResult{transfer_id, ok, reason, 10, 100}, &out);
-  }
-  // Every transfer in out reports ok.
-  void AllDone() {
-    for (const auto& s : All<StartTransfer>(out)) Done(s.transfer.transfer_id);
-  }
-  // Joins nodes 1..n into an empty ring: version 1.
-  void Bootstrap(int n) {
-    for (int i = 1; i <= n; ++i) Submit(RequestKind::kJoin, i, 1000 + i);
-    Advance(100ms);
-    REQUIRE(coordinator_->ring()->version() == 1);
-    REQUIRE(coordinator_->ring()->size() == static_cast<size_t>(n));
-    out.clear();
-  }
-
-  Commands out;
-
- private:
-  std::chrono::steady_clock::time_point now_{};
-  std::unique_ptr<RingStore> store_;
-  std::unique_ptr<Coordinator> coordinator_;
-};
-
-}  // namespace
 
 TEST_CASE("the first join into an empty ring commits at once as version 1", "[ecs]") {
   kvtest::TempDir dir;
@@ -314,40 +233,6 @@ TEST_CASE("joins of members and leaves of non-members are answered ok without a 
   CHECK(ecs->held() == 0);
 }
 
-TEST_CASE("a failed node with replication factor 1 is removed though its ranges are lost",
-          "[ecs]") {
-  kvtest::TempDir dir;
-  Ecs ecs(dir.path());
-  ecs.Bootstrap(3);
-  ecs.Submit(RequestKind::kNodeFailed, 2, 4);
-  ecs.Advance(100ms);
-  CHECK(All<StartTransfer>(ecs.out).empty());  // nothing left to copy from
-  auto published = All<PublishRing>(ecs.out);
-  REQUIRE(published.size() == 1);
-  CHECK(published[0].ring->version() == 2);
-  CHECK(published[0].ring->size() == 2);
-  CHECK(!published[0].ring->Contains(Node(2)));
-  REQUIRE(All<ReplyTo>(ecs.out).size() == 1);
-  CHECK(All<ReplyTo>(ecs.out)[0].status == ControlStatus::OK);
-}
-
-TEST_CASE("a failed node's ranges are copied from surviving replicas, never from it", "[ecs]") {
-  kvtest::TempDir dir;
-  Ecs ecs(dir.path(), Config(3));
-  ecs.Bootstrap(5);
-  ecs.Submit(RequestKind::kNodeFailed, 3, 4);
-  ecs.Advance(100ms);
-  auto starts = All<StartTransfer>(ecs.out);
-  REQUIRE(!starts.empty());
-  for (const auto& s : starts) {
-    CHECK(!(s.transfer.source == Node(3)));
-    CHECK(!(s.transfer.target == Node(3)));
-  }
-  ecs.AllDone();
-  CHECK(ecs->ring()->version() == 2);
-  CHECK(!ecs->ring()->Contains(Node(3)));
-}
-
 TEST_CASE("requests queued during a transition form the next one after it ends", "[ecs]") {
   kvtest::TempDir dir;
   Ecs ecs(dir.path());
@@ -449,24 +334,4 @@ TEST_CASE("the last node's leave is rejected and it stays in the ring", "[ecs]")
   CHECK(ecs->ring()->version() == 1);
   CHECK(ecs->ring()->Contains(Node(1)));
   CHECK(ecs->held() == 0);
-}
-
-TEST_CASE("leaves that would empty the ring are all rejected, failures still remove", "[ecs]") {
-  kvtest::TempDir dir;
-  Ecs ecs(dir.path(), Config(2));
-  ecs.Bootstrap(3);
-  ecs.Submit(RequestKind::kLeave, 1, 1);
-  ecs.Submit(RequestKind::kLeave, 2, 2);
-  ecs.Submit(RequestKind::kNodeFailed, 3, 3);
-  ecs.Advance(100ms);
-  auto replies = All<ReplyTo>(ecs.out);
-  REQUIRE(replies.size() == 2);
-  CHECK(replies[0].status == ControlStatus::REJECTED);
-  CHECK(replies[1].status == ControlStatus::REJECTED);
-  auto starts = All<StartTransfer>(ecs.out);
-  for (const auto& s : starts) CHECK(!(s.transfer.source == Node(3)));
-  ecs.AllDone();
-  CHECK(ecs->ring()->version() == 2);
-  CHECK(ecs->ring()->size() == 2);
-  CHECK(!ecs->ring()->Contains(Node(3)));
 }
