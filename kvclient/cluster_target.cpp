@@ -1,12 +1,16 @@
 // kvbench's target for our own store: a node or a broker at -bh/-bp, routed
 // through kvclient's Router (one Connection per node per lane), all driven
-// by zmq::poll from the runner's thread. A request answered
-// server_not_responsible is resent after a ring refresh, at most
-// kMaxRedirects times, and counted in redirects(), not as an error.
+// by zmq::poll from the runner's thread. Like KvClient (client.h), a request
+// answered server_not_responsible is resent at once after a ring refresh (at
+// most kMaxRedirects times, counted in redirects()), and one answered
+// server_stopped, server_write_lock or overloaded (nothing was applied) is
+// resent after a back-off (10 ms doubling to 500 ms, jittered) while its
+// request timeout allows, counted in retries(); neither is an error.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <map>
+#include <random>
 #include <zmq.hpp>
 
 #include "kvclient/router.h"
@@ -21,6 +25,15 @@ using client::Connection;
 
 // Resends one request may get after server_not_responsible.
 constexpr int kMaxRedirects = 3;
+// Back-off before resending after server_stopped, server_write_lock or overloaded.
+constexpr std::chrono::milliseconds kBackoffStart{10};
+constexpr std::chrono::milliseconds kBackoffCap{500};
+
+// Answers after which the same request may be sent again later: the node applied nothing.
+bool RetryLater(WireStatus status) {
+  return status == WireStatus::SERVER_STOPPED || status == WireStatus::SERVER_WRITE_LOCK ||
+         status == WireStatus::OVERLOADED;
+}
 
 Op WireOp(Action action) {
   switch (action) {
@@ -38,7 +51,8 @@ class ClusterTarget : public Target {
  public:
   explicit ClusterTarget(const TargetOptions& options)
       : router_(ctx_, client::RouterOptions{options.request_timeout, options.broker_pub_port,
-                                            options.lanes}) {}
+                                            options.lanes}),
+        timeout_(options.request_timeout) {}
 
   Status Connect(const std::string& host, uint16_t port) {
     if (Status s = router_.Connect(host, port); !s.ok()) return s;
@@ -61,7 +75,7 @@ class ClusterTarget : public Target {
 
   void Send(size_t lane, uint64_t tag, Action action, std::string_view key,
             std::string_view value) override {
-    Issue(Request{tag, action, std::string(key), value, lane, 0});
+    Issue(Request{tag, action, std::string(key), value, lane, 0, 0, Clock::now()});
   }
 
   void Poll(std::chrono::milliseconds wait, std::vector<TargetReply>* out) override {
@@ -71,6 +85,7 @@ class ClusterTarget : public Target {
     std::vector<Connection*> connections = router_.Connections();
     const Clock::time_point now = Clock::now();
     Clock::time_point wake = now + wait;
+    if (!delayed_.empty()) wake = std::min(wake, delayed_.begin()->first);
     for (Connection* c : connections) {
       if (auto d = c->NextDeadline()) wake = std::min(wake, *d);
     }
@@ -93,6 +108,10 @@ class ClusterTarget : public Target {
       for (auto& completion : completions_) Account(c, completion, out, &redirects);
     }
     Resend(redirects);
+    while (!delayed_.empty() && delayed_.begin()->first <= collected) {
+      Issue(std::move(delayed_.begin()->second));
+      delayed_.erase(delayed_.begin());
+    }
     router_.ReapRetired();
     out->insert(out->end(), std::make_move_iterator(failed_.begin()),
                 std::make_move_iterator(failed_.end()));
@@ -100,6 +119,7 @@ class ClusterTarget : public Target {
   }
 
   uint64_t redirects() const override { return redirects_; }
+  uint64_t retries() const override { return retries_; }
 
  private:
   // What the target keeps about a request in flight, to resend it.
@@ -110,6 +130,8 @@ class ClusterTarget : public Target {
     std::string_view value;  // into the runner's value buffer, which outlives the run
     size_t lane;
     int redirects;
+    int retries;
+    Clock::time_point first_sent;  // resends stop once the request timeout has passed
   };
   struct Redirect {
     Request request;
@@ -152,6 +174,18 @@ class ClusterTarget : public Target {
           Redirect{std::move(request), connection->address(), c.result->ring_version});
       return;
     }
+    if (RetryLater(status)) {
+      auto ceiling = std::min(kBackoffCap, kBackoffStart * (1 << std::min(request.retries, 6)));
+      auto pause = std::chrono::milliseconds(
+          std::uniform_int_distribution<int64_t>(ceiling.count() / 2, ceiling.count())(rng_));
+      const Clock::time_point at = Clock::now() + pause;
+      if (at < request.first_sent + timeout_) {
+        ++retries_;
+        ++request.retries;
+        delayed_.emplace(at, std::move(request));
+        return;
+      }
+    }
     if (!IsSuccess(status)) {
       out->push_back(TargetReply{request.tag, false, StatusWord(status)});
       return;
@@ -184,10 +218,14 @@ class ClusterTarget : public Target {
   zmq::context_t ctx_;
   client::Router router_;
   std::map<Key, Request> in_flight_;
+  std::chrono::milliseconds timeout_;
   std::vector<TargetReply> failed_;  // sends that failed, reported by the next Poll
+  std::multimap<Clock::time_point, Request> delayed_;  // to resend after a back-off, by when
   std::vector<Completion> completions_;
   std::vector<zmq::pollitem_t> items_;
+  std::mt19937_64 rng_{0x5EED};  // back-off jitter
   uint64_t redirects_ = 0;
+  uint64_t retries_ = 0;
 };
 
 }  // namespace

@@ -42,7 +42,8 @@ std::string PhaseJson(const PhaseResult& phase) {
   std::ostringstream out;
   out << "\"throughput_ops\":" << Num(phase.throughput()) << ",\"ops\":" << phase.ops
       << ",\"errors\":" << phase.errors << ",\"seconds\":" << Num(phase.seconds, 3)
-      << ",\"redirects\":" << phase.redirects << ",\"errors_by_kind\":{";
+      << ",\"redirects\":" << phase.redirects << ",\"retries\":" << phase.retries
+      << ",\"errors_by_kind\":{";
   const char* sep = "";
   for (const auto& [kind, n] : phase.errors_by_kind) {
     out << sep << Quote(kind) << ':' << n;
@@ -90,6 +91,7 @@ std::string PhaseTable(const PhaseResult& phase) {
   if (phase.errors_by_kind.empty()) out << " none";
   for (const auto& [kind, n] : phase.errors_by_kind) out << ' ' << kind << '=' << n;
   if (phase.redirects > 0) out << " (" << phase.redirects << " requests redirected)";
+  if (phase.retries > 0) out << " (" << phase.retries << " resent after a back-off)";
   out << '\n';
   return out.str();
 }

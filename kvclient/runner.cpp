@@ -37,6 +37,7 @@ PhaseResult PhaseRunner::Run(const std::string& name, Workload& workload, std::m
   issued_ = 0;
   barrier_ = false;
   const uint64_t redirects_before = target_.redirects();
+  const uint64_t retries_before = target_.retries();
 
   const Clock::time_point start = Clock::now();
   measure_from_ = start + limits.warmup;
@@ -81,6 +82,7 @@ PhaseResult PhaseRunner::Run(const std::string& name, Workload& workload, std::m
   }
   result.seconds = std::chrono::duration<double>(last_completion - measure_from_).count();
   result.redirects = target_.redirects() - redirects_before;
+  result.retries = target_.retries() - retries_before;
   names_ = nullptr;
   return result;
 }

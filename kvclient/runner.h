@@ -39,6 +39,8 @@ struct PhaseResult {
                                                    // last completion
   std::map<std::string, uint64_t> errors_by_kind;  // TargetReply::error_kind -> count
   uint64_t redirects = 0;                          // resends after server_not_responsible
+  uint64_t retries = 0;                            // resends after a back-off (server_stopped,
+                                                   // server_write_lock, overloaded)
   std::map<std::string, OpStats> by_op;            // every op type the workload names
   double throughput() const { return seconds > 0 ? ops / seconds : 0.0; }
 };

@@ -3,7 +3,8 @@
 //
 //   cluster  -bh/-bp: a kvnode or a kvbroker, routed like kvclient (Router),
 //            `lanes` DEALER connections per node, replies matched by request id;
-//            server_not_responsible is resent after a ring refresh (not an error)
+//            server_not_responsible is resent after a ring refresh, and
+//            server_stopped/write_lock/overloaded after a back-off (not errors)
 //   redis    --target redis://HOST:PORT: `lanes` hiredis connections, requests
 //            pipelined on each (replies come back in order); GET, SET, DEL
 //
@@ -47,6 +48,9 @@ class Target {
   virtual void Poll(std::chrono::milliseconds wait, std::vector<TargetReply>* out) = 0;
   // Requests resent after server_not_responsible so far (always 0 for redis).
   virtual uint64_t redirects() const { return 0; }
+  // Requests resent after a back-off (server_stopped, server_write_lock,
+  // overloaded) so far (always 0 for redis).
+  virtual uint64_t retries() const { return 0; }
 };
 
 struct TargetOptions {

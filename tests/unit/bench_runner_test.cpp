@@ -153,7 +153,8 @@ TEST_CASE("the JSON report is one object with the documented keys", "[kvbench][r
   CHECK(json.find('\n') == std::string::npos);
   for (const char* key :
        {"\"workload\":\"b\"", "\"target\":\"fake \\\"quoted\\\"\"", "\"throughput_ops\":",
-        "\"ops\":100,", "\"errors\":0,", "\"errors_by_kind\":{}",
+        "\"ops\":100,", "\"errors\":0,", "\"redirects\":0,", "\"retries\":0,",
+        "\"errors_by_kind\":{}",
         "\"latency_us\":{\"read\":{\"count\":", "\"update\":{\"count\":", "\"p50\":",
         "\"p95\":", "\"p99\":", "\"p999\":", "\"max\":", "\"load\":{\"throughput_ops\":",
         "\"insert\":{\"count\":20,"}) {
