@@ -27,7 +27,7 @@ bool RangesContain(const RangeList& ranges, const Hash128& pos) {
 
 zmq::message_t EncodeChunk(uint64_t request_id, const OutgoingTransfer& t, uint64_t index,
                            const std::vector<std::pair<std::string, std::string>>& entries,
-                           bool last) {
+                           bool last, const std::vector<uint64_t>& versions) {
   capnp::MallocMessageBuilder b;
   auto chunk = Init(b, request_id).initChunk();
   chunk.setTransferId(t.id);
@@ -42,6 +42,7 @@ zmq::message_t EncodeChunk(uint64_t request_id, const OutgoingTransfer& t, uint6
   for (size_t i = 0; i < entries.size(); ++i) {
     list[i].setKey(AsData(entries[i].first));
     list[i].setValue(AsData(entries[i].second));
+    if (i < versions.size()) list[i].setVersion(versions[i]);
   }
   return ToFrame(b);
 }
@@ -56,6 +57,7 @@ zmq::message_t EncodeForward(uint64_t request_id, uint64_t transfer_id,
     list[i].setKey(AsData(entries[i].key));
     list[i].setDeleted(entries[i].is_delete);
     if (!entries[i].is_delete) list[i].setValue(AsData(entries[i].value));
+    list[i].setVersion(entries[i].version);
   }
   return ToFrame(b);
 }

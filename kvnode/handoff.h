@@ -81,9 +81,10 @@ struct IncomingTransfer {
   std::chrono::steady_clock::time_point last_seen;
 };
 
+// versions[i] is entries[i]'s entry version (may be empty: none).
 zmq::message_t EncodeChunk(uint64_t request_id, const OutgoingTransfer& t, uint64_t index,
                            const std::vector<std::pair<std::string, std::string>>& entries,
-                           bool last);
+                           bool last, const std::vector<uint64_t>& versions = {});
 zmq::message_t EncodeForward(uint64_t request_id, uint64_t transfer_id,
                              const std::vector<WriteOp>& entries);
 zmq::message_t EncodeAck(uint64_t request_id, uint64_t transfer_id, const Status& status);

@@ -15,6 +15,7 @@ struct MemEntry {
   std::string value;
   bool deleted = false;
   uint64_t seq = 0;
+  uint64_t version = 0;  // entry version (replication.h); 0 = none
 };
 
 class MemTable {
@@ -24,10 +25,12 @@ class MemTable {
     auto it = entries_.find(std::string(key));
     return it == entries_.end() ? nullptr : &it->second;
   }
-  void Put(std::string_view key, std::string_view value, uint64_t seq) {
-    Set(key, MemEntry{std::string(value), false, seq});
+  void Put(std::string_view key, std::string_view value, uint64_t seq, uint64_t version = 0) {
+    Set(key, MemEntry{std::string(value), false, seq, version});
   }
-  void Delete(std::string_view key, uint64_t seq) { Set(key, MemEntry{{}, true, seq}); }
+  void Delete(std::string_view key, uint64_t seq, uint64_t version = 0) {
+    Set(key, MemEntry{{}, true, seq, version});
+  }
 
   const std::unordered_map<std::string, MemEntry>& entries() const { return entries_; }
   size_t approximate_bytes() const { return bytes_; }

@@ -101,7 +101,7 @@ ReplicateAckMessage ReadReplicateAck(wire::ReplicateAck::Reader in) {
 std::vector<WriteOp> OpsOf(const ReplBatch& batch) {
   std::vector<WriteOp> ops;
   ops.reserve(batch.entries.size());
-  for (const auto& e : batch.entries) ops.push_back(WriteOp{e.deleted, e.key, e.value});
+  for (const auto& e : batch.entries) ops.push_back(WriteOp{e.deleted, e.key, e.value, e.version});
   return ops;
 }
 

@@ -429,7 +429,7 @@ void Server::CommitBatch() {
   }
   std::vector<bool> existed;
   std::vector<uint64_t> versions(ops.size());
-  for (auto& v : versions) v = NextVersion();
+  for (size_t i = 0; i < ops.size(); ++i) ops[i].version = versions[i] = NextVersion();
   Status failure = store_->Write(ops, &existed);
   if (!failure.ok()) {
     spdlog::error("group commit of {} writes failed: {}", ops.size(), failure.ToString());

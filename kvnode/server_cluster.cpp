@@ -27,6 +27,7 @@ std::vector<WriteOp> ReadEntries(capnp::List<wire::Entry>::Reader list) {
     auto value = e.getValue();
     op.key = {reinterpret_cast<const char*>(key.begin()), key.size()};
     op.value = {reinterpret_cast<const char*>(value.begin()), value.size()};
+    op.version = e.getVersion();
     out.push_back(op);
   }
   return out;
@@ -310,7 +311,8 @@ void Server::PumpTransfer(OutgoingTransfer& t) {
       if (static_cast<double>(t.bytes) > allowed) return;
     }
     std::vector<std::pair<std::string, std::string>> entries;
-    auto done = t.snapshot->Next(chunk_bytes, &entries);
+    std::vector<uint64_t> versions;
+    auto done = t.snapshot->Next(chunk_bytes, &entries, &versions);
     if (!done.ok()) {
       spdlog::error("transfer {}: snapshot read failed: {}", t.id, done.status().ToString());
       zmq::message_t id(t.ecs_identity.data(), t.ecs_identity.size());
@@ -324,7 +326,7 @@ void Server::PumpTransfer(OutgoingTransfer& t) {
     uint64_t rid = t.next_request_id++;
     for (const auto& [k, v] : entries) t.bytes += k.size() + v.size();
     t.entries += entries.size();
-    zmq::message_t chunk = EncodeChunk(rid, t, t.next_chunk++, entries, *done);
+    zmq::message_t chunk = EncodeChunk(rid, t, t.next_chunk++, entries, *done, versions);
     // At most --handoff-window chunks are unacknowledged, far below the
     // socket's high-water mark, so this send does not block.
     (void)t.socket->send(chunk, zmq::send_flags::dontwait);

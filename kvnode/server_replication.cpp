@@ -203,7 +203,9 @@ void Server::ApplyReplicates(std::vector<std::pair<zmq::message_t, ReplicateMess
     ack.seq = m.seq;
     src.tail.push_back(m.batch);
     while (!src.tail.empty() && src.tail.front()->seq <= m.acked_through) src.tail.pop_front();
-    for (const auto& e : m.batch->entries) ops.push_back(WriteOp{e.deleted, e.key, e.value});
+    for (const auto& e : m.batch->entries) {
+      ops.push_back(WriteOp{e.deleted, e.key, e.value, e.version});
+    }
     applied.push_back(i);
   }
   Status s = ops.empty() ? Status::Ok() : store_->Write(ops, nullptr);
@@ -282,7 +284,7 @@ void Server::ReconcileReplication(const std::optional<HashRange>& old_write_rang
           Hash128 pos = KeyPosition(e.key);
           bool was_mine = old_write_range && old_write_range->Contains(pos);
           if (!write_range_->Contains(pos) || was_mine) continue;
-          ops.push_back(WriteOp{e.deleted, e.key, e.value});
+          ops.push_back(WriteOp{e.deleted, e.key, e.value, e.version});
           versions.push_back(e.version);
         }
       }

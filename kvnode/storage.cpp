@@ -12,8 +12,10 @@
 namespace kv {
 namespace {
 
-constexpr uint8_t kValueFormat = 1;
-constexpr uint32_t kLayoutVersion = 1;
+constexpr uint8_t kValueFormat = 2;
+constexpr uint8_t kValueFormatV1 = 1;  // no version field; still read
+constexpr uint32_t kLayoutVersion = 2;
+constexpr uint32_t kLayoutVersionV1 = 1;  // opened and marked format 2
 constexpr char kFlusherEndpoint[] = "inproc://kvnode-flusher";
 constexpr char kStopMessage[] = "stop";
 
@@ -33,6 +35,23 @@ uint64_t GetLE(const char* p, int bytes) {
   uint64_t v = 0;
   for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
   return v;
+}
+
+// Splits a stored "data" value of format 1 or 2 into its bytes and version;
+// false for an unknown header.
+bool ParseStoredValue(const MDB_val& v, std::string_view* value, uint64_t* version) {
+  const char* p = static_cast<const char*>(v.mv_data);
+  if (v.mv_size >= kValueHeaderBytes && static_cast<uint8_t>(p[0]) == kValueFormat) {
+    *version = GetLE(p + 10, 8);
+    *value = std::string_view(p + kValueHeaderBytes, v.mv_size - kValueHeaderBytes);
+    return true;
+  }
+  if (v.mv_size >= kValueHeaderBytesV1 && static_cast<uint8_t>(p[0]) == kValueFormatV1) {
+    *version = 0;
+    *value = std::string_view(p + kValueHeaderBytesV1, v.mv_size - kValueHeaderBytesV1);
+    return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -80,13 +99,17 @@ Status Store::Init(const StoreOptions& options) {
   }
   MDB_val k = Val("format"), v;
   rc = mdb_get(txn, meta_, &k, &v);
-  if (rc == MDB_NOTFOUND) {
+  uint64_t version = 0;
+  if (rc == 0) version = v.mv_size == 4 ? GetLE(static_cast<const char*>(v.mv_data), 4) : 0;
+  if (rc == MDB_NOTFOUND || (rc == 0 && version == kLayoutVersionV1)) {
+    // New, or format 1: its values are read as they are, new ones are written
+    // in format 2, so an older kvnode must not open it again.
+    if (rc == 0) spdlog::info("data directory {}: layout format 1, now format 2", options.dir);
     char buf[4];
     PutLE(buf, kLayoutVersion, 4);
     MDB_val nv{4, buf};
     rc = mdb_put(txn, meta_, &k, &nv, 0);
   } else if (rc == 0) {
-    uint64_t version = v.mv_size == 4 ? GetLE(static_cast<const char*>(v.mv_data), 4) : 0;
     if (version != kLayoutVersion) {
       mdb_txn_abort(txn);
       return Status::Corruption("data directory " + options.dir + " has layout version " +
@@ -135,9 +158,9 @@ Status Store::Recover() {
     std::string path = WalSegmentPath(options_.dir, number);
     auto intact = ReadWalSegment(path, [&](const WalRecord& r) {
       if (r.is_delete) {
-        active_->Delete(r.key, r.seq);
+        active_->Delete(r.key, r.seq, r.version);
       } else {
-        active_->Put(r.key, r.value, r.seq);
+        active_->Put(r.key, r.value, r.seq, r.version);
       }
       ++records;
     });
@@ -227,6 +250,7 @@ Status Store::ApplyToLmdb(const MemTable& table) {
         p[0] = static_cast<char>(kValueFormat);
         p[1] = 0;
         PutLE(p + 2, e->seq, 8);
+        PutLE(p + 10, e->version, 8);
         if (!e->value.empty()) std::memcpy(p + kValueHeaderBytes, e->value.data(), e->value.size());
       }
     }
@@ -286,7 +310,7 @@ void Store::DropFrozen() {
   frozen_.reset();
 }
 
-Status Store::LmdbGet(std::string_view key, std::string* value) {
+Status Store::LmdbGet(std::string_view key, std::string* value, uint64_t* version) {
   int rc = read_txn_ == nullptr ? mdb_txn_begin(env_, nullptr, MDB_RDONLY, &read_txn_)
                                 : mdb_txn_renew(read_txn_);
   if (rc != 0) return LmdbError("begin read", rc);
@@ -294,45 +318,51 @@ Status Store::LmdbGet(std::string_view key, std::string* value) {
   MDB_val k = Val(skey), v;
   rc = mdb_get(read_txn_, data_, &k, &v);
   Status s;
+  std::string_view bytes;
+  uint64_t stored_version = 0;
   if (rc == MDB_NOTFOUND) {
     s = Status::NotFound("key not found");
   } else if (rc != 0) {
     s = LmdbError("get", rc);
-  } else if (v.mv_size < kValueHeaderBytes ||
-             static_cast<const uint8_t*>(v.mv_data)[0] != kValueFormat) {
+  } else if (!ParseStoredValue(v, &bytes, &stored_version)) {
     s = Status::Corruption("stored value has an unknown header");
-  } else if (value != nullptr) {
-    value->assign(static_cast<const char*>(v.mv_data) + kValueHeaderBytes,
-                  v.mv_size - kValueHeaderBytes);
+  } else {
+    if (value != nullptr) value->assign(bytes);
+    if (version != nullptr) *version = stored_version;
   }
   mdb_txn_reset(read_txn_);
   return s;
 }
 
-Status Store::Get(std::string_view key, std::string* value) {
+Status Store::Get(std::string_view key, std::string* value, uint64_t* version) {
   for (const MemTable* t : {static_cast<const MemTable*>(active_.get()), frozen_.get()}) {
     if (t == nullptr) continue;
     if (const MemEntry* e = t->Find(key)) {
       if (e->deleted) return Status::NotFound("key not found");
       value->assign(e->value);
+      if (version != nullptr) *version = e->version;
       return Status::Ok();
     }
   }
-  return LmdbGet(key, value);
+  return LmdbGet(key, value, version);
 }
 
-Result<bool> Store::Exists(std::string_view key) {
+Result<std::optional<uint64_t>> Store::Lookup(std::string_view key) {
   for (const MemTable* t : {static_cast<const MemTable*>(active_.get()), frozen_.get()}) {
     if (t == nullptr) continue;
-    if (const MemEntry* e = t->Find(key)) return !e->deleted;
+    if (const MemEntry* e = t->Find(key)) {
+      return e->deleted ? std::nullopt : std::optional<uint64_t>(e->version);
+    }
   }
-  Status s = LmdbGet(key, nullptr);
-  if (s.ok()) return true;
-  if (s.IsNotFound()) return false;
+  uint64_t version = 0;
+  Status s = LmdbGet(key, nullptr, &version);
+  if (s.ok()) return std::optional<uint64_t>(version);
+  if (s.IsNotFound()) return std::optional<uint64_t>();
   return s;
 }
 
-Status Store::Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed) {
+Status Store::Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed,
+                    std::vector<uint64_t>* prev_versions) {
   if (!write_error_.ok()) return write_error_;
   if (active_->approximate_bytes() >= options_.memtable_bytes) {
     if (flush_running_ && active_->approximate_bytes() >= 2 * options_.memtable_bytes) {
@@ -359,27 +389,30 @@ Status Store::Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed)
   // Without `existed` the caller does not care what was there: skip the
   // lookups (hand-off applies whole ranges this way).
   if (existed != nullptr) existed->assign(ops.size(), false);
-  std::unordered_map<std::string_view, bool> batch_state;  // key -> exists after earlier ops
+  if (prev_versions != nullptr) prev_versions->assign(ops.size(), 0);
+  // key -> its value's version after earlier ops of the batch (nullopt: absent)
+  std::unordered_map<std::string_view, std::optional<uint64_t>> batch_state;
   std::vector<uint64_t> seqs(ops.size(), 0);
   uint64_t seq = next_seq_;
   for (size_t i = 0; i < ops.size(); ++i) {
     const WriteOp& op = ops[i];
     if (existed != nullptr) {
-      bool ex;
+      std::optional<uint64_t> before;
       auto it = batch_state.find(op.key);
       if (it != batch_state.end()) {
-        ex = it->second;
+        before = it->second;
       } else {
-        auto r = Exists(op.key);
+        auto r = Lookup(op.key);
         if (!r.ok()) return r.status();
-        ex = *r;
+        before = *r;
       }
-      (*existed)[i] = ex;
-      batch_state[op.key] = !op.is_delete;
-      if (op.is_delete && !ex) continue;  // nothing to delete, nothing to log
+      (*existed)[i] = before.has_value();
+      if (prev_versions != nullptr) (*prev_versions)[i] = before.value_or(0);
+      batch_state[op.key] = op.is_delete ? std::nullopt : std::optional<uint64_t>(op.version);
+      if (op.is_delete && !before) continue;  // nothing to delete, nothing to log
     }
     seqs[i] = seq;
-    wal_->Add(WalRecord{op.is_delete, seq, op.key, op.value});
+    wal_->Add(WalRecord{op.is_delete, seq, op.key, op.value, op.version});
     ++seq;
   }
   Status s = wal_->Commit();
@@ -393,9 +426,9 @@ Status Store::Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed)
   for (size_t i = 0; i < ops.size(); ++i) {
     if (seqs[i] == 0) continue;
     if (ops[i].is_delete) {
-      active_->Delete(ops[i].key, seqs[i]);
+      active_->Delete(ops[i].key, seqs[i], ops[i].version);
     } else {
-      active_->Put(ops[i].key, ops[i].value, seqs[i]);
+      active_->Put(ops[i].key, ops[i].value, seqs[i], ops[i].version);
     }
   }
   return Status::Ok();
@@ -419,7 +452,8 @@ RangeSnapshot::~RangeSnapshot() {
 }
 
 Result<bool> RangeSnapshot::Next(size_t max_bytes,
-                                 std::vector<std::pair<std::string, std::string>>* out) {
+                                 std::vector<std::pair<std::string, std::string>>* out,
+                                 std::vector<uint64_t>* versions) {
   size_t added = 0;
   while (interval_ < intervals_.size()) {
     const PositionInterval& iv = intervals_[interval_];
@@ -445,10 +479,13 @@ Result<bool> RangeSnapshot::Next(size_t max_bytes,
       positioned_ = false;
       continue;
     }
-    if (v.mv_size < kValueHeaderBytes) return Status::Corruption("stored value too short");
-    out->emplace_back(std::string(DecodeStorageKey(skey)),
-                      std::string(static_cast<const char*>(v.mv_data) + kValueHeaderBytes,
-                                  v.mv_size - kValueHeaderBytes));
+    std::string_view bytes;
+    uint64_t version = 0;
+    if (!ParseStoredValue(v, &bytes, &version)) {
+      return Status::Corruption("stored value has an unknown header");
+    }
+    out->emplace_back(std::string(DecodeStorageKey(skey)), std::string(bytes));
+    if (versions != nullptr) versions->push_back(version);
     added += out->back().first.size() + out->back().second.size();
     if (added >= max_bytes) return false;
   }

@@ -8,14 +8,18 @@
 // deleted. LMDB is therefore always a consistent, fully synced snapshot, and
 // WAL + LMDB together hold every acknowledged write. Open() replays the WAL.
 //
-// LMDB layout (format 1), two named databases:
+// LMDB layout (format 2), two named databases:
 //   "data": key   = [16-byte MD5(user key)][user key bytes]
-//           value = [u8 format = 1][u8 flags = 0][u64 little-endian seq][value bytes]
-//   "meta": "format"   -> u32 little-endian layout version (1)
+//           value = [u8 format = 2][u8 flags = 0][u64 LE seq][u64 LE version][value bytes]
+//   "meta": "format"   -> u32 little-endian layout version (2)
 //           "last_seq" -> u64 little-endian, highest seq flushed into "data"
 // The MD5 prefix makes every hash range of the ring one contiguous cursor
-// range (two when it wraps). seq grows by one with every write. WAL layout:
-// kvnode/wal.h.
+// range (two when it wraps). seq grows by one with every write; version is
+// the write's entry version (kvnode/replication.h), which replication and
+// hand-off carry, so a key has the same version on every node holding it (0
+// = unknown). Format 1 (value format 1 = [1][0][u64 seq][value], no version)
+// is still read, as version 0; opening a format 1 directory marks it format 2.
+// WAL layout: kvnode/wal.h.
 //
 // Thread-compatible: the owner's event loop calls every method; the flusher
 // thread only reads a frozen MemTable and talks to the Store over inproc.
@@ -26,6 +30,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -51,12 +56,14 @@ std::string EncodeStorageKey(std::string_view key);
 // The user key inside an encoded storage key (no copy).
 std::string_view DecodeStorageKey(std::string_view stored);
 
-constexpr size_t kValueHeaderBytes = 10;
+constexpr size_t kValueHeaderBytes = 18;    // format 2
+constexpr size_t kValueHeaderBytesV1 = 10;  // format 1
 
 struct WriteOp {
   bool is_delete = false;
   std::string_view key;
   std::string_view value;
+  uint64_t version = 0;  // entry version stored with the write; 0 = none
 };
 
 struct PositionInterval {  // [lo, hi] on the ring, inclusive, lo <= hi
@@ -73,8 +80,10 @@ class RangeSnapshot {
  public:
   ~RangeSnapshot();
   // Appends entries until about max_bytes of keys and values are added;
-  // returns true when the snapshot is exhausted.
-  Result<bool> Next(size_t max_bytes, std::vector<std::pair<std::string, std::string>>* out);
+  // returns true when the snapshot is exhausted. versions, when given, gets
+  // each appended entry's version.
+  Result<bool> Next(size_t max_bytes, std::vector<std::pair<std::string, std::string>>* out,
+                    std::vector<uint64_t>* versions = nullptr);
 
  private:
   friend class Store;
@@ -94,15 +103,19 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Latest value of key; NotFound if absent or deleted.
-  Status Get(std::string_view key, std::string* value);
+  // Latest value of key; NotFound if absent or deleted. version, when given,
+  // gets the value's entry version (0 = unknown).
+  Status Get(std::string_view key, std::string* value, uint64_t* version = nullptr);
 
   // Applies ops in order, durably (per options.sync) before returning.
   // (*existed)[i] tells whether ops[i]'s key held a value just before it; a
   // delete of an absent key changes nothing. existed may be null when the
-  // caller does not need it (saves a lookup per op). After an I/O error the store
-  // refuses all further writes (the outcome of the failed batch is unknown).
-  Status Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed);
+  // caller does not need it (saves a lookup per op). (*prev_versions)[i], when
+  // given (with existed), is the entry version of that value (0 when absent).
+  // After an I/O error the store refuses all further writes (the outcome of
+  // the failed batch is unknown).
+  Status Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed,
+               std::vector<uint64_t>* prev_versions = nullptr);
 
   // Readable when a background flush has finished; the owner polls it and
   // then calls OnFlushEvent().
@@ -134,8 +147,9 @@ class Store {
   void WaitForFlush();
   void DropFrozen();  // deletes the WAL segments frozen_ covered, then frozen_
   Status ApplyToLmdb(const MemTable& table);
-  Result<bool> Exists(std::string_view key);
-  Status LmdbGet(std::string_view key, std::string* value);
+  // The entry version of key's value; nullopt when it has none.
+  Result<std::optional<uint64_t>> Lookup(std::string_view key);
+  Status LmdbGet(std::string_view key, std::string* value, uint64_t* version);
   void FlusherLoop();
 
   StoreOptions options_;

@@ -13,10 +13,13 @@
 namespace kv {
 namespace {
 
-constexpr uint8_t kPut = 1;
-constexpr uint8_t kDelete = 2;
-constexpr size_t kHeaderBytes = 8;                 // crc + length
-constexpr size_t kPayloadFixedBytes = 1 + 8 + 2;   // type + seq + key length
+constexpr uint8_t kPutV1 = 1;  // format 1: no version field (read only)
+constexpr uint8_t kDeleteV1 = 2;
+constexpr uint8_t kPut = 3;  // format 2
+constexpr uint8_t kDelete = 4;
+constexpr size_t kHeaderBytes = 8;                    // crc + length
+constexpr size_t kPayloadFixedBytesV1 = 1 + 8 + 2;    // type + seq + key length
+constexpr size_t kPayloadFixedBytes = 1 + 8 + 8 + 2;  // type + seq + version + key length
 constexpr uint32_t kMaxPayload = 512u << 20;       // sanity bound when reading
 
 std::array<uint32_t, 256> MakeCrcTable() {
@@ -122,6 +125,7 @@ void WalWriter::Add(const WalRecord& r) {
   buffer_.append(kHeaderBytes, '\0');
   buffer_.push_back(static_cast<char>(r.is_delete ? kDelete : kPut));
   PutU64(buffer_, r.seq);
+  PutU64(buffer_, r.version);
   PutU16(buffer_, static_cast<uint16_t>(r.key.size()));
   buffer_.append(r.key);
   if (!r.is_delete) buffer_.append(r.value);
@@ -172,17 +176,23 @@ Result<uint64_t> ReadWalSegment(const std::string& path,
   while (data.size() - pos >= kHeaderBytes) {
     uint32_t crc = static_cast<uint32_t>(GetLE(data.data() + pos, 4));
     uint32_t len = static_cast<uint32_t>(GetLE(data.data() + pos + 4, 4));
-    if (len < kPayloadFixedBytes || len > kMaxPayload || data.size() - pos - kHeaderBytes < len) break;
+    if (len < kPayloadFixedBytesV1 || len > kMaxPayload || data.size() - pos - kHeaderBytes < len)
+      break;
     if (Crc32c(data.data() + pos + 4, len + 4) != crc) break;
     const char* p = data.data() + pos + kHeaderBytes;
     uint8_t type = static_cast<uint8_t>(p[0]);
-    uint16_t key_len = static_cast<uint16_t>(GetLE(p + 9, 2));
-    if ((type != kPut && type != kDelete) || kPayloadFixedBytes + key_len > len) break;
+    const bool v1 = type == kPutV1 || type == kDeleteV1;
+    if (!v1 && type != kPut && type != kDelete) break;
+    const size_t fixed = v1 ? kPayloadFixedBytesV1 : kPayloadFixedBytes;
+    if (len < fixed) break;
+    uint16_t key_len = static_cast<uint16_t>(GetLE(p + fixed - 2, 2));
+    if (fixed + key_len > len) break;
     WalRecord r;
-    r.is_delete = type == kDelete;
+    r.is_delete = type == kDelete || type == kDeleteV1;
     r.seq = GetLE(p + 1, 8);
-    r.key = std::string_view(p + kPayloadFixedBytes, key_len);
-    r.value = std::string_view(p + kPayloadFixedBytes + key_len, len - kPayloadFixedBytes - key_len);
+    r.version = v1 ? 0 : GetLE(p + 9, 8);
+    r.key = std::string_view(p + fixed, key_len);
+    r.value = std::string_view(p + fixed + key_len, len - fixed - key_len);
     fn(r);
     pos += kHeaderBytes + len;
   }

@@ -4,9 +4,13 @@
 // "wal-<number>.log" in the data directory; a segment is deleted once every
 // record in it has been flushed into LMDB.
 //
-// Record layout (format 1), little-endian:
+// Record layout (format 2), little-endian:
 //   [u32 crc32c of everything after this field][u32 payload length]
-//   payload = [u8 type: 1 put, 2 delete][u64 seq][u16 key length][key][value]
+//   payload = [u8 type: 3 put, 4 delete][u64 seq][u64 version][u16 key length]
+//             [key][value]
+// version is the write's entry version (kvnode/replication.h; 0 = none).
+// Format 1 records (type 1 put, 2 delete: no version field) are still read,
+// with version 0; only format 2 is written.
 // Recovery reads records until the first short or corrupt one: that tail was
 // never acknowledged (its fdatasync had not returned), so it is cut off.
 // Not thread-safe; owned by the Store.
@@ -30,6 +34,7 @@ struct WalRecord {
   uint64_t seq = 0;
   std::string_view key;
   std::string_view value;
+  uint64_t version = 0;  // entry version; 0 in format 1 records
 };
 
 // Appends records to one segment file.
