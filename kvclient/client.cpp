@@ -200,6 +200,15 @@ Result<KvReply> KvClient::Get(std::string_view key, ReadMode mode) {
 }
 Result<KvReply> KvClient::Delete(std::string_view key) { return Call(Op::kDelete, key, {}); }
 Result<KvReply> KvClient::Keyrange() { return CallKeyless(Op::kKeyrange); }
+
+Subscriber& KvClient::subscriptions() {
+  if (!subscriber_) {
+    SubscriberOptions options;
+    options.probe_timeout = options_.request_timeout;
+    subscriber_ = std::make_unique<Subscriber>(ctx_, router_, options);
+  }
+  return *subscriber_;
+}
 Result<KvReply> KvClient::KeyrangeRead() { return CallKeyless(Op::kKeyrangeRead); }
 
 }  // namespace kv::client

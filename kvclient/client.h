@@ -31,6 +31,7 @@
 
 #include "kvclient/connection.h"
 #include "kvclient/router.h"
+#include "kvclient/subscriber.h"
 #include "schema/status.h"
 #include "schema/wire.h"
 
@@ -103,6 +104,10 @@ class KvClient {
   Result<KvReply> Keyrange();
   Result<KvReply> KeyrangeRead();
 
+  // Key subscriptions that follow this client's ring (subscriber.h); made on
+  // first use. Poll it (or its PollItem) for notifications.
+  Subscriber& subscriptions();
+
  private:
   // stale_ok: a get any replica may answer (ReadMode::kAny).
   Result<KvReply> Call(Op op, std::string_view key, std::string_view value, bool stale_ok = false);
@@ -114,6 +119,7 @@ class KvClient {
   Router router_;
   uint64_t reply_ring_version_ = 0;
   std::mt19937_64 seeds_;  // seeds each request's back-off jitter
+  std::unique_ptr<Subscriber> subscriber_;  // declared after router_: destroyed first
 };
 
 }  // namespace kv::client

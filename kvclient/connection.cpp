@@ -25,6 +25,7 @@ KvReply Own(const Reply& r) {
   out.reason.assign(r.reason);
   out.metadata.assign(r.metadata);
   out.ring_version = r.ring_version;
+  out.notify_port = r.notify_port;
   return out;
 }
 

@@ -31,6 +31,7 @@ struct KvReply {
   std::string reason;
   std::string metadata;       // keyrange text "<from>,<to>,<ip>:<port>;..."
   uint64_t ring_version = 0;  // the answering node's ring version
+  uint16_t notify_port = 0;   // the node's notification port (0 = none)
 };
 
 // Maps a reply's status word to a Status a program can branch on: OK for the

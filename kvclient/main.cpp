@@ -33,7 +33,9 @@ constexpr char kOneShotHelp[] =
     "\none-shot: kvclient -bh HOST -bp PORT <command> [args...] runs one command, prints its\n"
     "line and exits 0 on a success word, 1 on any other reply or error, 2 on a usage error.\n"
     "When stdin is not a terminal, commands are read one per line, without a prompt, and\n"
-    "each prints exactly one line (errors start with \"error: \").\n";
+    "each prints exactly one line (errors start with \"error: \"); notifications of\n"
+    "subscribed keys are printed as lines of their own until the end of input.\n"
+    "kvclient -bh HOST -bp PORT subscribe <key> prints the key's notifications until stopped.\n";
 
 int RunOneShot(kv::shell::Shell& shell, const kv::client::KvClient& client,
                const std::vector<std::string>& words) {
@@ -51,6 +53,11 @@ int RunOneShot(kv::shell::Shell& shell, const kv::client::KvClient& client,
   }
   kv::shell::Outcome outcome = shell.Execute(command);
   std::cout << outcome.text << std::endl;
+  // "kvclient ... subscribe <key>" prints its notifications until stopped.
+  if (command.kind == kv::shell::CommandKind::kSubscribe &&
+      outcome.kind == kv::shell::Outcome::Kind::kSuccess) {
+    return kv::shell::StreamNotifications(shell, std::cout);
+  }
   switch (outcome.kind) {
     case kv::shell::Outcome::Kind::kSuccess:
       return 0;
@@ -131,5 +138,5 @@ int main(int argc, char** argv) {
     if (client.connected()) std::cout << "connected " << client.address() << std::endl;
     return kv::shell::RunInteractive(shell, std::cout);
   }
-  return kv::shell::RunScript(shell, std::cin, std::cout);
+  return kv::shell::RunScript(shell, STDIN_FILENO, std::cout);
 }

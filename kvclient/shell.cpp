@@ -5,9 +5,11 @@
 #include <editline/readline.h>
 // clang-format on
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <istream>
 #include <ostream>
@@ -62,6 +64,8 @@ constexpr Syntax kSyntax[] = {
     {"delete", CommandKind::kDelete, 1, "delete <key>"},
     {"keyrange", CommandKind::kKeyrange, 0, "keyrange"},
     {"keyrange_read", CommandKind::kKeyrangeRead, 0, "keyrange_read"},
+    {"subscribe", CommandKind::kSubscribe, 1, "subscribe <key>"},
+    {"unsubscribe", CommandKind::kUnsubscribe, 1, "unsubscribe <key>"},
     {"loglevel", CommandKind::kLogLevel, 1, "logLevel <level>"},
     {"set", CommandKind::kSet, 2, "set reads any|primary"},
     {"help", CommandKind::kHelp, 0, "help"},
@@ -169,6 +173,8 @@ Result<std::optional<Command>> ParseCommand(std::string_view line) {
     }
     case CommandKind::kGet:
     case CommandKind::kDelete:
+    case CommandKind::kSubscribe:
+    case CommandKind::kUnsubscribe:
       command.key = std::string(args[0]);
       break;
     case CommandKind::kLogLevel:
@@ -195,6 +201,7 @@ bool NeedsConnection(CommandKind kind) {
     case CommandKind::kDelete:
     case CommandKind::kKeyrange:
     case CommandKind::kKeyrangeRead:
+    case CommandKind::kSubscribe:
     case CommandKind::kDisconnect:
       return true;
     default:
@@ -241,11 +248,23 @@ std::string FormatReply(std::string_view key, const client::KvReply& reply) {
 
 std::string FormatError(const Status& status) { return "error: " + status.message(); }
 
+std::vector<std::string> FormatEvent(const client::KeyEvent& event) {
+  std::vector<std::string> lines;
+  if (event.missed_before) lines.push_back("notification_gap " + event.key);
+  if (event.kind == client::KeyEvent::Kind::kUpdate) {
+    lines.push_back("notification_update " + event.key + " " + event.value);
+  } else {
+    lines.push_back("notification_delete " + event.key);
+  }
+  return lines;
+}
+
 std::string HelpText(bool one_line) {
   if (one_line) {
     return "commands: connect <host> <port> | disconnect | put <key> <value> | put <key> "
            "(deletes) | get [--any|--primary] <key> | delete <key> | keyrange | keyrange_read | "
-           "set reads any|primary | logLevel <level> | help | quit";
+           "subscribe <key> | unsubscribe <key> | set reads any|primary | logLevel <level> | "
+           "help | quit";
   }
   return "commands:\n"
          "  connect <host> <port>  connect to a node, or to a cluster's broker (replaces any\n"
@@ -263,6 +282,10 @@ std::string HelpText(bool one_line) {
          "  keyrange               print the write ranges: <from>,<to>,<ip>:<port>;... (from\n"
          "                         the node, or from the broker's ring)\n"
          "  keyrange_read          print the read ranges (primary plus replicas)\n"
+         "  subscribe <key>        print notification_update <key> <value> and\n"
+         "                         notification_delete <key> as the key changes, wherever it\n"
+         "                         lives (notification_gap <key> first when changes were missed)\n"
+         "  unsubscribe <key>      stop those notifications\n"
          "  set reads any|primary  how a plain get reads (default primary)\n"
          "  logLevel <level>       ALL|FINE|INFO|WARNING|SEVERE|OFF (or trace..off); logs "
          "go to stderr\n"
@@ -309,10 +332,41 @@ Outcome Shell::Execute(const Command& command) {
       return Outcome{HelpText(!interactive_), Kind::kSuccess};
     case CommandKind::kQuit:
       return Outcome{"bye", Kind::kSuccess, /*quit=*/true};
+    case CommandKind::kSubscribe:
+    case CommandKind::kUnsubscribe:
+      return ExecuteSubscription(command);
     default:
       return ExecuteKeyCommand(command);
   }
 }
+
+Outcome Shell::ExecuteSubscription(const Command& command) {
+  client::Subscriber& subs = client_->subscriptions();
+  if (command.kind == CommandKind::kUnsubscribe) {
+    Status s = subs.Unsubscribe(command.key);
+    if (s.IsNotFound()) s = Status::NotFound("not subscribed to " + command.key);
+    if (!s.ok()) return Outcome{FormatError(s), Outcome::Kind::kFailure};
+    return Outcome{"unsubscribe_success " + command.key, Outcome::Kind::kSuccess};
+  }
+  auto state = subs.Subscribe(command.key, client_->request_timeout());
+  if (!state.ok()) return Outcome{FormatError(state.status()), Outcome::Kind::kFailure};
+  return Outcome{"subscribe_success " + command.key, Outcome::Kind::kSuccess};
+}
+
+bool Shell::subscribed() const { return client_->subscriptions().size() > 0; }
+
+std::vector<std::string> Shell::TakeNotifications(std::chrono::milliseconds wait) {
+  std::vector<std::string> lines;
+  if (!subscribed()) return lines;
+  client::Subscriber& subs = client_->subscriptions();
+  subs.Poll(wait);
+  while (auto event = subs.Next()) {
+    for (auto& line : FormatEvent(*event)) lines.push_back(std::move(line));
+  }
+  return lines;
+}
+
+zmq::pollitem_t Shell::NotificationsPollItem() { return client_->subscriptions().PollItem(); }
 
 Outcome Shell::ExecuteKeyCommand(const Command& command) {
   Result<client::KvReply> reply = Status::InvalidArgument("not a key command");
@@ -350,7 +404,67 @@ int RunScript(Shell& shell, std::istream& in, std::ostream& out) {
   return 0;
 }
 
+namespace {
+
+// How long a loop waits for input before it looks at the notifications and
+// the ring again, while keys are subscribed.
+constexpr std::chrono::milliseconds kNotifyTick{200};
+
+void PrintLines(const std::vector<std::string>& lines, std::ostream& out) {
+  for (const auto& line : lines) out << line << '\n';
+  out << std::flush;
+}
+
+// Waits until fd is readable or, while subscribed, something arrives for the
+// subscriptions or the tick passes. True when fd is readable.
+bool WaitForInput(Shell& shell, int fd) {
+  std::vector<zmq::pollitem_t> items{{nullptr, fd, ZMQ_POLLIN, 0}};
+  const bool subscribed = shell.subscribed();
+  if (subscribed) items.push_back(shell.NotificationsPollItem());
+  try {
+    zmq::poll(items.data(), items.size(), subscribed ? kNotifyTick : std::chrono::milliseconds(-1));
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EINTR) throw;
+    return false;
+  }
+  return (items[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) != 0;
+}
+
+// The shell and stream of the running interactive loop. libedit's getc hook
+// takes no context pointer, so ReadCharOrNotify reaches them through this.
+struct Interactive {
+  Shell* shell = nullptr;
+  std::ostream* out = nullptr;
+};
+Interactive g_interactive;
+
+// libedit's character source while reading a line: waits for a key press and,
+// meanwhile, prints notifications above the prompt. The prompt line is wiped,
+// the notifications printed, and libedit draws the prompt and the half-typed
+// line (with its cursor) again below them. -1 at end of input.
+int ReadCharOrNotify(FILE* in) {
+  const int fd = fileno(in);
+  for (;;) {
+    const bool readable = WaitForInput(*g_interactive.shell, fd);
+    std::vector<std::string> lines = g_interactive.shell->TakeNotifications();
+    if (!lines.empty()) {
+      *g_interactive.out << "\r\x1b[K";
+      PrintLines(lines, *g_interactive.out);
+      rl_forced_update_display();
+    }
+    if (!readable) continue;
+    unsigned char c = 0;
+    ssize_t n = read(fd, &c, 1);
+    if (n == 1) return c;
+    if (n == 0 || errno != EINTR) return -1;
+  }
+}
+
+}  // namespace
+
 int RunInteractive(Shell& shell, std::ostream& out) {
+  g_interactive = Interactive{&shell, &out};
+  rl_getc_function = ReadCharOrNotify;  // before the first readline(), which installs it
   for (;;) {
     char* raw = readline("kvclient> ");
     if (raw == nullptr) {  // end of input (Ctrl-D)
@@ -364,6 +478,38 @@ int RunInteractive(Shell& shell, std::ostream& out) {
     if (!outcome.text.empty()) out << outcome.text << '\n' << std::flush;
     if (outcome.quit) return 0;
   }
+}
+
+int RunScript(Shell& shell, int fd, std::ostream& out) {
+  std::string pending;  // read, not yet a whole line
+  char buf[1 << 14];
+  for (bool eof = false; !eof;) {
+    if (WaitForInput(shell, fd)) {
+      ssize_t n = read(fd, buf, sizeof(buf));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        eof = true;
+        if (!pending.empty()) pending.push_back('\n');  // a last line without a newline
+      } else {
+        pending.append(buf, static_cast<size_t>(n));
+      }
+      size_t start = 0;
+      for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+        Outcome outcome = shell.ExecuteLine(std::string_view(pending).substr(start, nl - start));
+        if (!outcome.text.empty()) out << outcome.text << '\n' << std::flush;
+        if (outcome.quit) return 0;
+        PrintLines(shell.TakeNotifications(), out);
+      }
+      pending.erase(0, start);
+    }
+    PrintLines(shell.TakeNotifications(), out);
+  }
+  return 0;
+}
+
+int StreamNotifications(Shell& shell, std::ostream& out) {
+  while (shell.subscribed()) PrintLines(shell.TakeNotifications(kNotifyTick), out);
+  return 0;
 }
 
 }  // namespace kv::shell

@@ -23,6 +23,8 @@ struct NodeConfig {
   int64_t map_size_mb = 65536;         // --map-size-mb: LMDB map size (upper bound on data size)
   int64_t memtable_mb = 64;            // --memtable-mb: flush the write-ahead log into LMDB past this
   std::string port_file;               // --port-file: "CLIENT PEER\n" ports once listening
+  int64_t notify_port = -1;    // --notify-port: key-change XPUB; -1 = -p + 2 if free, else any
+  int64_t notify_hwm = 10000;  // --notify-hwm: notifications queued per subscriber, then dropped
 
   // Cluster mode (with -bh/-bp).
   std::string advertise;               // --advertise: address others use to reach this node (default -a)

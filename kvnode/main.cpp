@@ -45,6 +45,12 @@ int main(int argc, char** argv) {
                &c.advertise);
   flags.Int({"--peer-port"}, "PORT", "hand-off port; -1 = -p + 1 (any free port with -p 0)",
             &c.peer_port, -1, 65535);
+  flags.Int({"--notify-port"}, "PORT",
+            "key-change notification (XPUB) port; -1 = -p + 2 when free, else any free port",
+            &c.notify_port, -1, 65535);
+  flags.Int({"--notify-hwm"}, "N",
+            "notifications queued per subscriber before newer ones are dropped for it",
+            &c.notify_hwm, 1, 10000000);
   flags.Int({"--broker-pub-port"}, "PORT", "broker's ring-update port; -1 = -bp + 1",
             &c.broker_pub_port, -1, 65535);
   flags.Int({"--join-retry-ms"}, "MS", "re-send an unanswered join or leave after this",

@@ -99,6 +99,8 @@ Status Server::Start() {
   if (!bound_peer.ok()) return bound_peer.status();
   peer_port_ = *bound_peer;
 
+  if (Status s = StartNotifier(); !s.ok()) return s;
+
   self_.host = config_.advertise.empty() ? config_.address : config_.advertise;
   self_.port = port_;
   self_.peer_port = peer_port_;
@@ -120,10 +122,11 @@ Status Server::Start() {
 
   auto count = store_->Count();
   spdlog::info(
-      "kvnode listening on {}:{} (peer port {}, data {}, {} keys, last seq {}, sync {}, cache {} x "
-      "{}, {})",
-      config_.address, port_, peer_port_, config_.data_dir, count.ok() ? *count : 0,
-      store_->last_seq(), config_.sync, cache_.capacity(), CacheStrategyName(cache_.strategy()),
+      "kvnode listening on {}:{} (peer port {}, notify port {}, data {}, {} keys, last seq {}, "
+      "sync {}, cache {} x {}, {})",
+      config_.address, port_, peer_port_, notifier_->port(), config_.data_dir,
+      count.ok() ? *count : 0, store_->last_seq(), config_.sync, cache_.capacity(),
+      CacheStrategyName(cache_.strategy()),
       cluster_mode() ? "joining broker " + config_.broker_host + ":" +
                            std::to_string(config_.broker_port) + " as " + self_.ToString()
                      : std::string("standalone"));
@@ -160,6 +163,8 @@ Status Server::Run() {
       items.push_back({static_cast<void*>(link), 0, ZMQ_POLLIN, 0});
       polled.push_back(&link);
     }
+    const size_t notify_at = items.size();
+    items.push_back(notifier_->PollItem());
     auto timeout = std::chrono::milliseconds(cluster_mode() ? 100 : -1);
     try {
       zmq::poll(items.data(), items.size(), timeout);
@@ -190,6 +195,7 @@ Status Server::Run() {
         if (auto ring = link_->OnPoll(&items[kLink])) ApplyRing(std::move(ring));
       }
       if (items[0].revents & ZMQ_POLLIN) ProcessIncoming();
+      if (items[notify_at].revents & ZMQ_POLLIN) notifier_->OnReadable();
       if (cluster_mode()) ClusterTick();
     } catch (const std::exception& e) {
       // A bug, not bad input (that is handled where it is parsed): log it and
@@ -396,6 +402,7 @@ void Server::ReleaseKey(const std::string& key) {
   auto it = unacked_keys_.find(key);
   if (it == unacked_keys_.end() || --it->second > 0) return;
   unacked_keys_.erase(it);
+  notifier_->OnKeyQuiet(key);
   auto parked = parked_reads_.find(key);
   if (parked == parked_reads_.end()) return;
   std::vector<ParkedRead> reads = std::move(parked->second);
@@ -428,9 +435,9 @@ void Server::CommitBatch() {
     }
   }
   std::vector<bool> existed;
-  std::vector<uint64_t> versions(ops.size());
+  std::vector<uint64_t> versions(ops.size()), prev_versions;
   for (size_t i = 0; i < ops.size(); ++i) ops[i].version = versions[i] = NextVersion();
-  Status failure = store_->Write(ops, &existed);
+  Status failure = store_->Write(ops, &existed, &prev_versions);
   if (!failure.ok()) {
     spdlog::error("group commit of {} writes failed: {}", ops.size(), failure.ToString());
   }
@@ -495,9 +502,12 @@ void Server::CommitBatch() {
       hold_ids[i] = id;
       held[op_pending[i]] = true;
     }
+    NotifyCommitted(ops, existed, prev_versions, &hold_ids);  // published as they settle
     ReplicateWrites(ops, versions, hold_ids);
     if (forwarding) ForwardWrites(ops, hold_ids);
     SettleForward(hold_ids, Status::Ok());  // answers those with nothing to wait for
+  } else if (failure.ok()) {
+    NotifyCommitted(ops, existed, prev_versions, nullptr);  // acknowledged now
   }
   // A read in the batch of a key whose write is not acknowledged everywhere
   // waits for it, like any other read of that key.
@@ -522,6 +532,7 @@ void Server::Send(const zmq::message_t& identity, const Reply& reply) {
   zmq::message_t id(identity.data(), identity.size());
   Reply r = reply;
   if (ring_) r.ring_version = ring_->version();
+  r.notify_port = notifier_->port();
   zmq::message_t body = EncodeReply(r);
   // ROUTER drops messages to peers that are gone or over their HWM; a client
   // that vanished simply never sees its reply.

@@ -23,6 +23,7 @@
 #include "kvnode/cluster_link.h"
 #include "kvnode/config.h"
 #include "kvnode/handoff.h"
+#include "kvnode/notifier.h"
 #include "kvnode/replication.h"
 #include "kvnode/storage.h"
 #include "schema/hash.h"
@@ -48,6 +49,7 @@ class Server {
 
   uint16_t port() const { return port_; }
   uint16_t peer_port() const { return peer_port_; }
+  uint16_t notify_port() const { return notifier_ ? notifier_->port() : 0; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -122,6 +124,15 @@ class Server {
   // A get the primary may answer now: no write of its key is unacknowledged.
   bool KeyQuiet(std::string_view key) const { return unacked_keys_.count(std::string(key)) == 0; }
   void AnswerGet(const zmq::message_t& identity, uint64_t request_id, std::string_view key);
+
+  // Notifications (server_notify.cpp, kvnode/notifier.h).
+  Status StartNotifier();
+  // A committed batch's changes: published now (hold_ids null) or held until
+  // SettleForward acknowledges hold_ids[i].
+  void NotifyCommitted(const std::vector<WriteOp>& ops, const std::vector<bool>& existed,
+                       const std::vector<uint64_t>& prev_versions,
+                       const std::vector<uint64_t>* hold_ids);
+  bool ServesKey(std::string_view key) const;
   void ClusterTick();
   bool ReadyToExit() const;
 
@@ -181,6 +192,8 @@ class Server {
   // A replica reported a ring newer than ours in which we are not primary:
   // refuse writes until we have applied it.
   uint64_t fenced_until_ring_ = 0;
+
+  std::unique_ptr<Notifier> notifier_;  // key-change publisher (after Start)
 };
 
 }  // namespace kv

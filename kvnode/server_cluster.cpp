@@ -72,6 +72,7 @@ void Server::ApplyRing(std::shared_ptr<const Ring> ring) {
     StartTransfer(d.identity, d.request_id, d.transfer_id, d.prepares_version, std::move(d.target),
                   std::move(d.ranges), /*repair=*/true);
   }
+  notifier_->OnRing();
 }
 
 void Server::FinishTransfers() {
@@ -552,6 +553,7 @@ void Server::SettleForward(const std::vector<uint64_t>& hold_ids, const Status& 
     }
     std::string key = std::move(h.key);
     held_.erase(it);
+    notifier_->Settle(id, outcome.ok());
     ReleaseKey(key);
   }
 }

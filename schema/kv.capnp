@@ -61,4 +61,7 @@ struct Reply {
   reason @5 :Text;         # human-readable detail for errors
   ringVersion @6 :UInt64;  # the node's current ring version
   metadata @7 :Text;       # keyrange text: "<from>,<to>,<ip>:<port>;..."
+  # The node's notification port (its XPUB, see notify.capnp), on every reply
+  # of a node that publishes; 0 = none. Clients subscribe there.
+  notifyPort @8 :UInt16;
 }

@@ -154,6 +154,9 @@ const char* OpName(Op op) {
   return "unknown";
 }
 
+capnp::Data::Reader ToCapnpData(std::string_view bytes) { return AsData(bytes); }
+std::string_view FromCapnpData(capnp::Data::Reader data) { return AsView(data); }
+
 zmq::message_t EncodeRequest(const Request& r) {
   capnp::MallocMessageBuilder builder(kj::arrayPtr(tls_first_segment.data(), kScratchWords));
   auto root = builder.initRoot<wire::Request>();
@@ -183,6 +186,7 @@ zmq::message_t EncodeReply(const Reply& r) {
   root.setRequestId(r.request_id);
   root.setStatus(r.status);
   root.setRingVersion(r.ring_version);
+  if (r.notify_port != 0) root.setNotifyPort(r.notify_port);
   if (!r.key.empty()) root.setKey(AsData(r.key));
   if (!r.value.empty()) root.setValue(AsData(r.value));
   if (!r.reason.empty()) root.setReason(capnp::Text::Reader(r.reason.data(), r.reason.size()));
@@ -255,6 +259,7 @@ Status DecodeReply(const zmq::message_t& frame, DecodeScratch& scratch, Reply* o
     out->reason = AsView(root.getReason());
     out->metadata = AsView(root.getMetadata());
     out->ring_version = root.getRingVersion();
+    out->notify_port = root.getNotifyPort();
   } catch (const kj::Exception& e) {
     return Status::InvalidArgument(std::string("malformed reply: ") + e.getDescription().cStr());
   }

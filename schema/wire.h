@@ -53,6 +53,7 @@ struct Reply {
   std::string_view reason;
   std::string_view metadata;
   uint64_t ring_version = 0;
+  uint16_t notify_port = 0;  // the node's notification XPUB port (0 = none)
 };
 
 // Scratch space used when a frame is not 8-byte aligned; reuse it across calls.
@@ -82,6 +83,11 @@ Status ReadUntrusted(const std::function<Status()>& fn);
 
 // Serializes a builder into one frame.
 zmq::message_t ToFrame(capnp::MessageBuilder& builder);
+
+// Bytes as Cap'n Proto Data and back, without copying (the view lives as long
+// as what it points into).
+capnp::Data::Reader ToCapnpData(std::string_view bytes);
+std::string_view FromCapnpData(capnp::Data::Reader data);
 
 zmq::message_t EncodeRequest(const Request& request);
 zmq::message_t EncodeReply(const Reply& reply);
