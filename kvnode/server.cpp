@@ -520,6 +520,13 @@ void Server::CommitBatch() {
     parked_reads_[p.key].push_back(std::move(r));
     held[i] = true;
   }
+  if (spdlog::should_log(spdlog::level::trace)) {
+    for (size_t i = 0; i < ops.size(); ++i) {
+      const Pending& p = batch_[op_pending[i]];
+      spdlog::trace("write {} {} version {} -> {} (request {})", ops[i].is_delete ? "delete" : "put",
+                    p.key, versions[i], StatusWord(replies[op_pending[i]].status), p.request_id);
+    }
+  }
   spdlog::trace("group commit: {} requests, last seq {}", batch_.size(), store_->last_seq());
   for (size_t i = 0; i < batch_.size(); ++i) {
     if (!held[i]) Send(batch_[i].identity, replies[i]);

@@ -62,6 +62,7 @@ void Server::ApplyRing(std::shared_ptr<const Ring> ring) {
     // node holds may be stale. It joins again as a new member and serves only
     // what hand-off brings it.
     spdlog::warn("this node was removed from the ring while running; joining again as a new member");
+    cache_ = ValueCache(cache_.capacity(), cache_.strategy());
     link_->RequestJoin();
   }
   FinishTransfers();
@@ -96,7 +97,6 @@ void Server::FinishTransfers() {
       Status s = store_->DeleteRanges(
           t.ranges, [&](const Hash128& pos) { return held.ok() && held->Contains(pos); },
           &deleted);
-      for (const auto& [from, to] : t.ranges) (void)from, (void)to;
       if (!s.ok()) {
         spdlog::error("transfer {}: deleting handed-off data failed: {}", t.id, s.ToString());
       } else {
@@ -466,6 +466,9 @@ Status Server::ApplyChunk(uint64_t transfer_id, uint64_t index, RangeList ranges
     Status s = store_->DeleteRanges(in.ranges, [](const Hash128&) { return false; }, &deleted);
     if (!s.ok()) return s;
     if (deleted > 0) spdlog::info("transfer {}: cleared {} stale keys", transfer_id, deleted);
+    // The read cache may still hold values of the keys just cleared (this node
+    // served them in an earlier ring): it must never answer with them.
+    cache_ = ValueCache(cache_.capacity(), cache_.strategy());
     spdlog::info("transfer {}: receiving {} range(s)", transfer_id, in.ranges.size());
   }
   if (!in.forwarded.empty()) {
@@ -473,7 +476,11 @@ Status Server::ApplyChunk(uint64_t transfer_id, uint64_t index, RangeList ranges
   }
   Status s = store_->Write(entries, nullptr);
   if (!s.ok()) return s;
-  for (const auto& e : entries) cache_.Erase(e.key);
+  for (const auto& e : entries) {
+    cache_.Erase(e.key);
+    spdlog::trace("transfer {} chunk {}: {} {} version {}", transfer_id, index,
+                  e.is_delete ? "delete" : "put", e.key, e.version);
+  }
   if (last) {
     in.snapshot_complete = true;
     in.forwarded.clear();
@@ -488,6 +495,8 @@ Status Server::ApplyForward(uint64_t transfer_id, std::vector<WriteOp> entries) 
   auto it = incoming_.find(transfer_id);
   for (const auto& e : entries) {
     cache_.Erase(e.key);
+    spdlog::trace("transfer {} forward: {} {} version {}", transfer_id,
+                  e.is_delete ? "delete" : "put", e.key, e.version);
     if (it != incoming_.end() && !it->second.snapshot_complete) {
       it->second.forwarded.insert(std::string(e.key));
     }
@@ -540,11 +549,8 @@ void Server::SettleForward(const std::vector<uint64_t>& hold_ids, const Status& 
       std::string reason;  // outlives r, which only points at it
       if (outcome.ok()) {
         r.status = h.status;
-      } else if (outcome.code() == Status::Code::kNotResponsible) {
-        r.status = WireStatus::SERVER_NOT_RESPONSIBLE;
-        reason = outcome.message();
-        r.reason = reason;
       } else {
+        // Applied here already: never a refusal, which would invite a retry.
         r.status = h.failure_status;
         reason = "outcome unknown: " + outcome.message();
         r.reason = reason;

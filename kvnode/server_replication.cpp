@@ -65,6 +65,10 @@ void Server::SendReplicate(ReplicaStream& stream, ReplInFlight& in_flight) {
 }
 
 void Server::DropStreamHolds(ReplicaStream& stream, const Status& outcome) {
+  if (!stream.unacked.empty()) {
+    spdlog::debug("replication to {}: {} unacknowledged batch(es) settled as {}",
+                  stream.replica.ToString(), stream.unacked.size(), outcome.ToString());
+  }
   std::deque<ReplInFlight> unacked = std::move(stream.unacked);
   stream.unacked.clear();
   for (auto& f : unacked) SettleForward(f.hold_ids, outcome);
@@ -109,8 +113,12 @@ void Server::OnReplicateAck(const ReplicateAckMessage& ack) {
       if (ring_ && ack.ring_version > ring_->version()) {
         fenced_until_ring_ = std::max(fenced_until_ring_, ack.ring_version);
       }
-      DropStreamHolds(*stream, Status::NotResponsible("this node is no longer the key's primary; "
-                                                      "retry at the current one"));
+      // They are applied here (and maybe forwarded to a hand-off target that
+      // now serves them), so "not responsible", which promises that nothing
+      // was applied and invites a blind retry, would be a lie: the client is
+      // told the outcome is unknown.
+      DropStreamHolds(*stream, Status::Unavailable("this node lost the key's range to a newer "
+                                                   "ring before every replica confirmed"));
       stream->id = RandomStreamId();
       stream->first_seq = repl_seq_;
       return;
@@ -205,6 +213,8 @@ void Server::ApplyReplicates(std::vector<std::pair<zmq::message_t, ReplicateMess
     while (!src.tail.empty() && src.tail.front()->seq <= m.acked_through) src.tail.pop_front();
     for (const auto& e : m.batch->entries) {
       ops.push_back(WriteOp{e.deleted, e.key, e.value, e.version});
+      spdlog::trace("replica write {} {} version {} from {} seq {}", e.deleted ? "delete" : "put",
+                    e.key, e.version, m.primary.ToString(), m.seq);
     }
     applied.push_back(i);
   }
@@ -245,10 +255,12 @@ void Server::ReconcileReplication(const std::optional<HashRange>& old_write_rang
   }
   // Replicas that are no longer in the set: if this node is still primary,
   // the writes they held up are durable here and reach any new replica
-  // through re-replication; if it is not, their outcome is unknown and the
-  // clients retry at the new primary.
+  // through re-replication; if it is not, their outcome is unknown (they are
+  // applied here and may live on at the new primary), and the clients are
+  // told so rather than invited to retry blindly.
   Status gone = write_range_ ? Status::Ok()
-                             : Status::NotResponsible("this node is no longer primary; retry");
+                             : Status::Unavailable("this node is no longer primary before "
+                                                   "every replica confirmed");
   for (auto it = streams_.begin(); it != streams_.end();) {
     if (std::find(want.begin(), want.end(), (*it)->replica) != want.end()) {
       ++it;
