@@ -1,26 +1,11 @@
 // kvbroker: parses flags into a BrokerConfig, sets up logging and signals,
 // runs the Broker until SIGINT/SIGTERM. Protocol: broker/broker.h.
-#include <pthread.h>
-#include <signal.h>
-
-#include <iostream>
-#include <optional>
-#include <string>
 
 #include "broker/broker.h"
 #include "broker/config.h"
 #include "schema/flags.h"
-#include "schema/logging.h"
+#include "schema/server_main.h"
 #include "schema/stop_signals.h"
-
-namespace {
-
-kv::Broker* g_broker = nullptr;  // for the signal handler only
-void OnSignal(int) {
-  if (g_broker != nullptr) g_broker->RequestStop();
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   // The port file announces readiness, so a SIGTERM may follow at once: hold
@@ -49,49 +34,13 @@ int main(int argc, char** argv) {
             &c.failure_timeout_ms, 0, 3'600'000);
   flags.String({"--port-file"}, "FILE",
                "write \"CONTROL PUB SUB\" ports to FILE once all are bound", &c.port_file);
-  flags.String({"-l", "--log-file"}, "FILE", "log file (default: stderr)", &c.log_file);
-  flags.String({"-ll", "--log-level"}, "LEVEL",
-               "ALL|FINE|INFO|WARNING|SEVERE|OFF or trace|debug|info|warn|error|off", &c.log_level);
+  kv::AddLogFlags(flags, &c.log_file, &c.log_level);
 
-  kv::Status s = flags.Parse(argc, argv);
-  if (flags.help_requested()) {
-    std::cout << flags.Usage();
-    return 0;
+  if (auto code = kv::ParseServerFlags("kvbroker", flags, argc, argv,
+                                       [&] { return kv::ResolvePorts(&c); })) {
+    return *code;
   }
-  if (s.ok() && !flags.positional().empty()) {
-    s = kv::Status::InvalidArgument("unexpected argument '" + flags.positional()[0] + "'");
-  }
-  if (s.ok()) s = kv::ResolvePorts(&c);
-  if (!s.ok()) {
-    std::cerr << "kvbroker: " << s.message() << "\n";
-    return 2;
-  }
-  auto level = kv::ParseLogLevel(c.log_level);
-  if (!level.ok()) {
-    std::cerr << "kvbroker: " << level.status().message() << "\n";
-    return 2;
-  }
-  s = kv::SetupLogging("kvbroker", c.log_file, *level);
-  if (!s.ok()) {
-    std::cerr << "kvbroker: " << s.message() << "\n";
-    return 1;
-  }
-
+  if (auto code = kv::StartLogging("kvbroker", c.log_file, c.log_level)) return *code;
   kv::Broker broker(c);
-  s = broker.Start();
-  if (!s.ok()) {
-    spdlog::critical("cannot start: {}", s.ToString());
-    std::cerr << "kvbroker: cannot start: " << s.ToString() << "\n";
-    return 1;
-  }
-  g_broker = &broker;
-  kv::InstallStopHandler(OnSignal);
-
-  s = broker.Run();
-  g_broker = nullptr;
-  if (!s.ok()) {
-    spdlog::critical("stopped with error: {}", s.ToString());
-    return 1;
-  }
-  return 0;
+  return kv::StartAndRun("kvbroker", broker);
 }

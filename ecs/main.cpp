@@ -1,31 +1,12 @@
 // kvecs: parses flags into an EcsConfig, sets up logging and signals, runs
 // the EcsServer until SIGINT/SIGTERM. Protocol: ecs/server.h; decisions:
 // ecs/coordinator.h; state: ecs/ring_store.h.
-#include <signal.h>
-
-#include <iostream>
-#include <optional>
-#include <string>
 
 #include "ecs/config.h"
 #include "ecs/server.h"
 #include "schema/flags.h"
-#include "schema/logging.h"
+#include "schema/server_main.h"
 #include "schema/stop_signals.h"
-
-namespace {
-
-kv::EcsServer* g_server = nullptr;  // for the signal handler only
-void OnSignal(int) {
-  if (g_server != nullptr) g_server->RequestStop();
-}
-
-int Fail(const std::string& message, int code) {
-  std::cerr << "kvecs: " << message << "\n";
-  return code;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   kv::BlockStopSignals();  // before any thread starts: see stop_signals.h
@@ -67,39 +48,13 @@ int main(int argc, char** argv) {
   flags.Int({"--republish-ms"}, "MS", "publish the current ring again this often", &c.republish_ms,
             1, 3600000);
   flags.Int({"--credit"}, "N", "most requests the ECS holds unanswered", &c.credit, 1, 1000000);
-  flags.String({"-l", "--log-file"}, "FILE", "log file (default: stderr)", &c.log_file);
-  flags.String({"-ll", "--log-level"}, "LEVEL",
-               "ALL|FINE|INFO|WARNING|SEVERE|OFF or trace|debug|info|warn|error|off", &c.log_level);
+  kv::AddLogFlags(flags, &c.log_file, &c.log_level);
 
-  kv::Status s = flags.Parse(argc, argv);
-  if (flags.help_requested()) {
-    std::cout << flags.Usage();
-    return 0;
+  if (auto code = kv::ParseServerFlags("kvecs", flags, argc, argv,
+                                       [&] { return kv::ResolveConfig(&c); })) {
+    return *code;
   }
-  if (s.ok() && !flags.positional().empty()) {
-    s = kv::Status::InvalidArgument("unexpected argument '" + flags.positional()[0] + "'");
-  }
-  if (s.ok()) s = kv::ResolveConfig(&c);
-  if (!s.ok()) return Fail(s.message() + " (-h for help)", 2);
-  auto level = kv::ParseLogLevel(c.log_level);
-  if (!level.ok()) return Fail(level.status().message(), 2);
-  s = kv::SetupLogging("kvecs", c.log_file, *level);
-  if (!s.ok()) return Fail(s.message(), 1);
-
+  if (auto code = kv::StartLogging("kvecs", c.log_file, c.log_level)) return *code;
   kv::EcsServer server(c);
-  s = server.Start();
-  if (!s.ok()) {
-    spdlog::critical("cannot start: {}", s.ToString());
-    return Fail("cannot start: " + s.ToString(), 1);
-  }
-  g_server = &server;
-  kv::InstallStopHandler(OnSignal);
-
-  s = server.Run();
-  g_server = nullptr;
-  if (!s.ok()) {
-    spdlog::critical("stopped with error: {}", s.ToString());
-    return 1;
-  }
-  return 0;
+  return kv::StartAndRun("kvecs", server);
 }

@@ -1,23 +1,12 @@
 // kvnode: parses flags into a NodeConfig, sets up logging and signals, runs
 // the Server until SIGINT/SIGTERM.
-#include <signal.h>
-
-#include <cstdio>
-#include <iostream>
 
 #include "kvnode/cache.h"
 #include "kvnode/config.h"
 #include "kvnode/server.h"
 #include "schema/flags.h"
-#include "schema/logging.h"
+#include "schema/server_main.h"
 #include "schema/stop_signals.h"
-
-namespace {
-kv::Server* g_server = nullptr;  // for the signal handler only
-void OnSignal(int) {
-  if (g_server != nullptr) g_server->RequestStop();
-}
-}  // namespace
 
 int main(int argc, char** argv) {
   kv::BlockStopSignals();  // before any thread starts: see stop_signals.h
@@ -28,9 +17,7 @@ int main(int argc, char** argv) {
   flags.String({"-a", "--address"}, "ADDR", "address to listen on", &c.address);
   flags.Port({"-p", "--port"}, "port to listen on; 0 = any free port (logged)", &c.port);
   flags.String({"-d", "--data-dir"}, "DIR", "data directory, created if missing", &c.data_dir);
-  flags.String({"-l", "--log-file"}, "FILE", "log file (default: stderr)", &c.log_file);
-  flags.String({"-ll", "--log-level"}, "LEVEL",
-               "ALL|FINE|INFO|WARNING|SEVERE|OFF or trace|debug|info|warn|error|off", &c.log_level);
+  kv::AddLogFlags(flags, &c.log_file, &c.log_level);
   flags.Int({"-c", "--cache-size"}, "N", "cache capacity in entries; 0 disables the cache",
             &c.cache_entries, 0, 100000000);
   flags.Choice({"-s", "--cache-strategy"}, "cache eviction strategy", &c.cache_strategy,
@@ -92,48 +79,15 @@ int main(int argc, char** argv) {
   flags.String({"--port-file"}, "FILE", "write \"CLIENT_PORT PEER_PORT\" to FILE once listening",
                &c.port_file);
 
-  kv::Status s = flags.Parse(argc, argv);
-  if (flags.help_requested()) {
-    std::cout << flags.Usage();
-    return 0;
+  if (auto code = kv::ParseServerFlags("kvnode", flags, argc, argv, [&] {
+        if (c.broker_host.empty() != (c.broker_port == 0)) {
+          return kv::Status::InvalidArgument("cluster mode needs both -bh and -bp");
+        }
+        return kv::Status::Ok();
+      })) {
+    return *code;
   }
-  if (s.ok() && !flags.positional().empty()) {
-    s = kv::Status::InvalidArgument("unexpected argument '" + flags.positional()[0] + "'");
-  }
-  if (!s.ok()) {
-    std::cerr << "kvnode: " << s.message() << "\n";
-    return 2;
-  }
-  if (c.broker_host.empty() != (c.broker_port == 0)) {
-    std::cerr << "kvnode: cluster mode needs both -bh and -bp\n";
-    return 2;
-  }
-  auto level = kv::ParseLogLevel(c.log_level);
-  if (!level.ok()) {
-    std::cerr << "kvnode: " << level.status().message() << "\n";
-    return 2;
-  }
-  s = kv::SetupLogging("kvnode", c.log_file, *level);
-  if (!s.ok()) {
-    std::cerr << "kvnode: " << s.message() << "\n";
-    return 1;
-  }
-
+  if (auto code = kv::StartLogging("kvnode", c.log_file, c.log_level)) return *code;
   kv::Server server(c);
-  s = server.Start();
-  if (!s.ok()) {
-    spdlog::critical("cannot start: {}", s.ToString());
-    std::cerr << "kvnode: cannot start: " << s.ToString() << "\n";
-    return 1;
-  }
-  g_server = &server;
-  kv::InstallStopHandler(OnSignal);
-
-  s = server.Run();
-  g_server = nullptr;
-  if (!s.ok()) {
-    spdlog::critical("stopped with error: {}", s.ToString());
-    return 1;
-  }
-  return 0;
+  return kv::StartAndRun("kvnode", server);
 }

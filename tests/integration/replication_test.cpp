@@ -56,6 +56,13 @@ zmq::message_t Replicate(uint64_t ring_version, uint16_t primary_port, uint64_t 
   return kv::ToFrame(b);
 }
 
+// Starts n nodes in a started cluster and waits until all are in the ring.
+void StartNodes(Cluster& cluster, size_t n) {
+  REQUIRE(cluster.started());
+  for (size_t i = 0; i < n; ++i) cluster.StartNode();
+  REQUIRE(cluster.WaitForRingSize(n));
+}
+
 bool IsWriteOk(const std::optional<kvtest::OwnedReply>& r) {
   return r && (r->status == WireStatus::PUT_SUCCESS || r->status == WireStatus::PUT_UPDATE ||
                r->status == WireStatus::DELETE_SUCCESS);
@@ -67,9 +74,7 @@ TEST_CASE("with replication factor 3 an acknowledged write is on every replica w
           "[replication]") {
   TempDir dir;
   Cluster cluster(dir.path(), {"--replication-factor", "3"});
-  REQUIRE(cluster.started());
-  for (int i = 0; i < 3; ++i) cluster.StartNode();
-  REQUIRE(cluster.WaitForRingSize(3));
+  StartNodes(cluster, 3);
 
   RoutedClient client([&] { return cluster.LivePorts(); });
   std::map<std::string, std::string> written;
@@ -105,9 +110,7 @@ TEST_CASE("a replica refuses replicated writes from a node that is not the key's
           "[replication]") {
   TempDir dir;
   Cluster cluster(dir.path(), {"--replication-factor", "3"});
-  REQUIRE(cluster.started());
-  for (int i = 0; i < 3; ++i) cluster.StartNode();
-  REQUIRE(cluster.WaitForRingSize(3));
+  StartNodes(cluster, 3);
 
   RoutedClient client([&] { return cluster.LivePorts(); });
   REQUIRE(IsWriteOk(client.Call(Op::kPut, "fenced-key", "good")));
@@ -166,9 +169,7 @@ TEST_CASE("killing a primary under load loses no acknowledged write and its rang
           "[replication][failover]") {
   TempDir dir;
   Cluster cluster(dir.path(), {"--replication-factor", "3"});
-  REQUIRE(cluster.started());
-  for (int i = 0; i < 4; ++i) cluster.StartNode();
-  REQUIRE(cluster.WaitForRingSize(4));
+  StartNodes(cluster, 4);
 
   // Keys whose primary is node 0, so the kill hits them.
   auto ring = cluster.Keyrange();
