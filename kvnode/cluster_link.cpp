@@ -248,6 +248,10 @@ std::shared_ptr<const Ring> ClusterLink::HandleRing() {
   return *ring;
 }
 
+void ClusterLink::KeepAlive(std::chrono::steady_clock::time_point now) {
+  if (!last_heartbeat_ || now - *last_heartbeat_ >= options_.heartbeat) SendHeartbeat(now);
+}
+
 void ClusterLink::Tick(std::chrono::steady_clock::time_point now) {
   const bool lease_valid = lease_.Valid(now);
   if (lease_was_valid_ && !lease_valid) {

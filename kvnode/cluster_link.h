@@ -65,6 +65,10 @@ class ClusterLink {
   // Sends a heartbeat when one is due and re-sends requests whose answer is
   // overdue. Heartbeats are timed by `now` and never count as overdue.
   void Tick(std::chrono::steady_clock::time_point now);
+  // Only sends a heartbeat if one is due: for the node's loop while it is
+  // blocked on long work (answers are read once it is back), so that the
+  // broker does not take a busy node for a dead one.
+  void KeepAlive(std::chrono::steady_clock::time_point now);
 
   // True iff a heartbeat sent at some time t was answered ok by the broker
   // and now < t + lease. False before the first answer. A heartbeat sent

@@ -68,6 +68,9 @@ class Server {
   bool TryAnswerNow(const zmq::message_t& identity, const Request& request);
   std::optional<WireStatus> CheckResponsible(const Request& request) const;
   void CommitBatch();
+  // Registers a held reply for the write p (its status is set once applied);
+  // reads of its key wait until it settles. Returns the hold id.
+  uint64_t HoldWrite(const Pending& p);
   void Send(const zmq::message_t& identity, const Reply& reply);
   void SendBadRequest(const zmq::message_t& identity, uint64_t request_id,
                       const std::string& reason);
@@ -163,6 +166,16 @@ class Server {
   Clock::time_point leave_deadline_;
   std::map<uint64_t, std::unique_ptr<OutgoingTransfer>> outgoing_;
   std::map<uint64_t, IncomingTransfer> incoming_;
+  // Keys replicated here, in the current ring, into ranges this node did not
+  // hold in the ring before: a hand-off or repair of those ranges may deliver
+  // its first chunk after them, and must neither clear them nor overwrite
+  // them with its older snapshot. Recorded only until the ranges' transfers
+  // are in (or the next ring).
+  std::unordered_set<std::string> early_replicated_;
+  std::optional<HashRange> held_now_, held_before_;
+  RangeList received_ranges_;  // transfers into this node completed in this ring
+  bool early_replicated_full_ = false;  // warned about the bound in this ring
+  void NoteReplicated(const std::string& key);
   std::map<uint64_t, HeldReply> held_;          // parked client replies by hold id
   uint64_t next_hold_id_ = 1;
   std::map<std::string, zmq::socket_t> peer_links_;  // by "host:peer_port"

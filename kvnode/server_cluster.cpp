@@ -2,6 +2,8 @@
 // hand-off (see kvnode/handoff.h for the protocol in one paragraph).
 #include <spdlog/spdlog.h>
 
+#include <set>
+
 #include "kvnode/server.h"
 #include "schema/framing.h"
 #include "schema/socket.h"
@@ -41,7 +43,17 @@ double Seconds(std::chrono::steady_clock::duration d) {
 
 void Server::ApplyRing(std::shared_ptr<const Ring> ring) {
   if (ring_ && ring->version() <= ring_->version()) return;
+  std::optional<HashRange> held_before;
+  if (ring_) {
+    if (auto held = ring_->ReadRangeOf(self_); held.ok()) held_before = *held;
+  }
   ring_ = std::move(ring);
+  held_before_ = held_before;
+  held_now_.reset();
+  if (auto held = ring_->ReadRangeOf(self_); held.ok()) held_now_ = *held;
+  early_replicated_.clear();
+  received_ranges_.clear();
+  early_replicated_full_ = false;
   auto range = ring_->WriteRangeOf(self_);
   std::optional<HashRange> old_range = write_range_;
   bool was_in = write_range_.has_value();
@@ -463,7 +475,17 @@ Status Server::ApplyChunk(uint64_t transfer_id, uint64_t index, RangeList ranges
     in.forwarded.clear();
     in.snapshot_complete = false;
     uint64_t deleted = 0;
-    Status s = store_->DeleteRanges(in.ranges, [](const Hash128&) { return false; }, &deleted);
+    // Writes replicated here before this first chunk are newer than the
+    // snapshot: kept, and the snapshot's entries for them dropped.
+    std::set<Hash128> keep;
+    for (const auto& key : early_replicated_) {
+      Hash128 pos = KeyPosition(key);
+      if (!RangesContain(in.ranges, pos)) continue;
+      keep.insert(pos);
+      in.forwarded.insert(key);
+    }
+    Status s = store_->DeleteRanges(
+        in.ranges, [&](const Hash128& pos) { return keep.count(pos) != 0; }, &deleted);
     if (!s.ok()) return s;
     if (deleted > 0) spdlog::info("transfer {}: cleared {} stale keys", transfer_id, deleted);
     // The read cache may still hold values of the keys just cleared (this node
@@ -484,6 +506,10 @@ Status Server::ApplyChunk(uint64_t transfer_id, uint64_t index, RangeList ranges
   if (last) {
     in.snapshot_complete = true;
     in.forwarded.clear();
+    // These ranges are in: writes replicated into them need no more care.
+    std::erase_if(early_replicated_,
+                  [&](const std::string& key) { return RangesContain(in.ranges, KeyPosition(key)); });
+    received_ranges_.insert(received_ranges_.end(), in.ranges.begin(), in.ranges.end());
     spdlog::info("transfer {}: snapshot received", transfer_id);
   }
   return Status::Ok();

@@ -64,6 +64,27 @@ void Server::SendReplicate(ReplicaStream& stream, ReplInFlight& in_flight) {
   (void)PeerLink(stream.replica).send(msg, zmq::send_flags::dontwait);
 }
 
+void Server::NoteReplicated(const std::string& key) {
+  // Bounded: a range whose transfer never comes (given up) stops being
+  // recorded past this many keys, with a warning.
+  constexpr size_t kMaxEarlyReplicated = 1 << 20;
+  if (!held_now_) return;
+  Hash128 pos = KeyPosition(key);
+  if (!held_now_->Contains(pos) || (held_before_ && held_before_->Contains(pos)) ||
+      RangesContain(received_ranges_, pos)) {
+    return;
+  }
+  if (early_replicated_.size() >= kMaxEarlyReplicated) {
+    if (early_replicated_full_) return;
+    early_replicated_full_ = true;
+    spdlog::warn("more than {} keys replicated into ranges whose transfer has not arrived; "
+                 "a late first chunk may clear some of them",
+                 kMaxEarlyReplicated);
+    return;
+  }
+  early_replicated_.insert(key);
+}
+
 void Server::DropStreamHolds(ReplicaStream& stream, const Status& outcome) {
   if (!stream.unacked.empty()) {
     spdlog::debug("replication to {}: {} unacknowledged batch(es) settled as {}",
@@ -223,6 +244,7 @@ void Server::ApplyReplicates(std::vector<std::pair<zmq::message_t, ReplicateMess
     for (auto& [key, state] : updated) sources_[key] = std::move(state);
     for (const auto& op : ops) {
       cache_.Erase(op.key);
+      NoteReplicated(std::string(op.key));
       // A snapshot entry arriving later must not overwrite this newer write.
       for (auto& [tid, in] : incoming_) {
         if (!in.snapshot_complete && RangesContain(in.ranges, KeyPosition(op.key))) {

@@ -140,6 +140,7 @@ Status Store::Init(const StoreOptions& options) {
 }
 
 Store::~Store() {
+  busy_hook_ = nullptr;  // the owner may be half destroyed
   if (flusher_.joinable()) {
     WaitForFlush();
     zmq::message_t stop(kStopMessage, sizeof(kStopMessage));
@@ -209,8 +210,12 @@ Status Store::Freeze() {
 void Store::WaitForFlush() {
   while (flush_running_) {
     zmq::pollitem_t item{static_cast<void*>(main_pair_), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, std::chrono::milliseconds(-1));
-    OnFlushEvent();
+    zmq::poll(&item, 1, std::chrono::milliseconds(100));
+    if ((item.revents & ZMQ_POLLIN) != 0) {
+      OnFlushEvent();
+    } else if (busy_hook_) {
+      busy_hook_();
+    }
   }
 }
 
@@ -290,9 +295,14 @@ Status Store::FlushAll() {
   WaitForFlush();
   for (int round = 0; round < 2; ++round) {
     if (frozen_) {
-      Status s = ApplyToLmdb(*frozen_);
-      if (!s.ok()) return s;
-      DropFrozen();
+      // On the flusher thread, so that the wait can call busy_hook_: a large
+      // MemTable takes seconds, longer than a node's lease.
+      const MemTable* table = frozen_.get();
+      zmq::message_t msg(&table, sizeof(table));
+      (void)main_pair_.send(msg, zmq::send_flags::none);
+      flush_running_ = true;
+      WaitForFlush();  // OnFlushEvent drops frozen_ once it is in LMDB
+      if (frozen_) return Status::IOError("flushing into LMDB failed (see the log)");
     }
     if (active_->empty()) break;
     Status s = Freeze();
@@ -525,6 +535,7 @@ Status Store::DeleteRanges(const std::vector<std::pair<Hash128, Hash128>>& range
       if (!s.ok()) return s;
       *deleted += ops.size();
     }
+    if (busy_hook_) busy_hook_();
     if (*done) return Status::Ok();
   }
 }

@@ -122,8 +122,13 @@ class Store {
   zmq::socket_t& flush_events() { return main_pair_; }
   void OnFlushEvent();
 
-  // Writes everything into LMDB now and deletes the WAL segments (blocking).
+  // Writes everything into LMDB now and deletes the WAL segments (blocking;
+  // the flushing itself runs on the flusher thread).
   Status FlushAll();
+
+  // Called every 100 ms or so while a call blocks on long work (a flush, the
+  // batches of DeleteRanges), so that the owner can keep its heartbeats going.
+  void SetBusyHook(std::function<void()> hook) { busy_hook_ = std::move(hook); }
 
   // Flushes, then opens a snapshot of the entries whose key position lies in
   // one of the ring ranges (from, to].
@@ -153,6 +158,7 @@ class Store {
   void FlusherLoop();
 
   StoreOptions options_;
+  std::function<void()> busy_hook_;
   MDB_env* env_ = nullptr;
   MDB_dbi data_ = 0;
   MDB_dbi meta_ = 0;
