@@ -28,7 +28,7 @@ ValueCache::ValueCache(size_t capacity, CacheStrategy strategy)
     : capacity_(capacity), strategy_(strategy) {}
 
 const std::string* ValueCache::Get(std::string_view key) {
-  auto it = entries_.find(std::string(key));
+  auto it = entries_.find(key);
   if (it == entries_.end()) return nullptr;
   Touch(it->first, it->second);
   return &it->second.value;
@@ -89,15 +89,14 @@ void ValueCache::Put(std::string_view key, std::string_view value) {
     Erase(key);
     return;
   }
-  std::string k(key);
-  auto it = entries_.find(k);
+  auto it = entries_.find(key);
   if (it != entries_.end()) {
     it->second.value.assign(value);
     Touch(it->first, it->second);
     return;
   }
   if (entries_.size() >= capacity_) EvictOne();
-  auto [pos, inserted] = entries_.emplace(k, Entry{std::string(value), 1, {}});
+  auto [pos, inserted] = entries_.emplace(std::string(key), Entry{std::string(value), 1, {}});
   (void)inserted;
   if (strategy_ == CacheStrategy::kLfu) {
     auto& bucket = buckets_[1];
@@ -114,7 +113,7 @@ void ValueCache::Update(std::string_view key, std::string_view value) {
 }
 
 void ValueCache::Erase(std::string_view key) {
-  auto it = entries_.find(std::string(key));
+  auto it = entries_.find(key);
   if (it == entries_.end()) return;
   Unlink(it->first, it->second);
   entries_.erase(it);

@@ -42,7 +42,7 @@ class ValueCache {
   size_t size() const { return entries_.size(); }
   size_t capacity() const { return capacity_; }
   CacheStrategy strategy() const { return strategy_; }
-  bool Contains(std::string_view key) const { return entries_.count(std::string(key)) != 0; }
+  bool Contains(std::string_view key) const { return entries_.find(key) != entries_.end(); }
 
  private:
   struct Entry {
@@ -56,7 +56,13 @@ class ValueCache {
 
   size_t capacity_;
   CacheStrategy strategy_;
-  std::unordered_map<std::string, Entry> entries_;
+  // Transparent: lookups by string_view build no std::string (a heap
+  // allocation for keys over 15 bytes) on the read path.
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
+  };
+  std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>> entries_;
   // FIFO: insertion order; LRU: recency order. Front = next to evict.
   std::list<std::string> order_;
   // LFU: per use count, keys in recency order (front = least recent).
