@@ -1,6 +1,11 @@
 // kvclient as a real process against a real standalone kvnode on 127.0.0.1:
 // scripted sessions, one-shot exit codes, and timeouts when the node is gone.
 // Routing through a broker is in client_routing_test.cpp.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <sstream>
 #include <string>
@@ -9,6 +14,40 @@
 #include "tests/support/process.h"
 
 using kvtest::Bin;
+
+namespace {
+
+// A TCP port on 127.0.0.1 that accepts connections into its backlog and never
+// speaks: to a ZeroMQ peer, a node that is gone. Closed on destruction.
+class SilentListener {
+ public:
+  SilentListener() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        listen(fd_, 16) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+  }
+  ~SilentListener() {
+    if (fd_ >= 0) close(fd_);
+  }
+  SilentListener(const SilentListener&) = delete;
+  SilentListener& operator=(const SilentListener&) = delete;
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
+}  // namespace
+
 using kvtest::NodeProcess;
 using kvtest::Run;
 using kvtest::TempDir;
@@ -132,11 +171,12 @@ TEST_CASE("help lists the flags and every command", "[shell][integration]") {
 
 TEST_CASE("commands to a killed node give up with a clear message instead of hanging",
           "[shell][integration]") {
-  TempDir work;
-  NodeProcess node(work / "data", work.path());
-  REQUIRE(node.started());
-  const uint16_t port = node.port();
-  node.process().Kill9();
+  // A dead node's port, held by a listener that never answers: the port of a
+  // node killed here could be taken by a server of a test running alongside
+  // (ctest -j2), which then answered the shell.
+  SilentListener dead;
+  REQUIRE(dead.port() != 0);
+  const uint16_t port = dead.port();
   // Nothing answers the probe either: the shell still starts, and treats the
   // address as a node that may come up. Gets retry for the budget; puts are
   // never resent blindly, since a lost reply may hide an applied write.
