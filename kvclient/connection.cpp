@@ -103,26 +103,44 @@ Result<uint64_t> Connection::Send(Op op, std::string_view key, std::string_view 
   request.key = key;
   request.value = value;
   request.stale_ok = stale_ok && op == Op::kGet;
-  zmq::message_t frame = EncodeRequest(request);
-  try {
-    if (!socket_->send(frame, zmq::send_flags::dontwait)) {
-      return Status::Overloaded("send queue to " + address_ + " is full");
+  if (!out_.empty() && out_.bytes() + value.size() >= kMaxPackedBytes) {
+    // This one would grow the frame past the cap: send what is held first.
+    if (Status s = Flush(); !s.ok()) return s;
+  }
+  out_.Add(request);
+  if (!options_.coalesce || out_.bytes() >= kMaxPackedBytes) {
+    if (Status s = Flush(); !s.ok() && !options_.coalesce) {
+      out_.Clear();
+      return s;
     }
-  } catch (const zmq::error_t& e) {
-    return Status::IOError("send to " + address_ + " failed: " + e.what());
   }
   ++next_request_id_;
   pending_.emplace(request.request_id, Pending{op, Clock::now()});
   return request.request_id;
 }
 
+Status Connection::Flush() {
+  if (out_.empty() || !socket_) return Status::Ok();
+  zmq::message_t frame = out_.Frame();
+  try {
+    if (!socket_->send(frame, zmq::send_flags::dontwait)) {
+      // Not sent: the requests stay held for the next Flush (their timeouts run).
+      return Status::Overloaded("send queue to " + address_ + " is full");
+    }
+  } catch (const zmq::error_t& e) {
+    out_.Clear();  // the requests are lost with the socket; they will time out
+    return Status::IOError("send to " + address_ + " failed: " + e.what());
+  }
+  out_.Clear();
+  return Status::Ok();
+}
+
 void Connection::ReadAvailable() {
   if (!socket_) return;
-  std::vector<zmq::message_t> frames;
   for (;;) {
     size_t total = 0;
     try {
-      total = RecvMultipart(*socket_, &frames, 1, zmq::recv_flags::dontwait);
+      total = RecvMultipart(*socket_, &frames_, 1, zmq::recv_flags::dontwait);
     } catch (const zmq::error_t& e) {
       spdlog::warn("receive from {} failed: {}", address_, e.what());
       return;
@@ -132,27 +150,31 @@ void Connection::ReadAvailable() {
       spdlog::warn("dropping a {}-frame reply from {} (expected 1 frame)", total, address_);
       continue;
     }
-    Reply reply;
-    Status s = DecodeReply(frames[0], scratch_, &reply);
-    if (!s.ok()) {
-      if (ProtocolVersionOf(frames[0]) == wire::CONTROL_VERSION) {
-        // A kvbroker answering a kv request: there is no request id to match.
-        ++control_replies_;
-        spdlog::debug("dropping a control-protocol reply from {} (a kvbroker?)", address_);
+    PackedReader reader(frames_[0], scratch_);
+    do {
+      Reply reply;
+      Status s = reader.NextReply(&reply);
+      if (!s.ok()) {
+        if (reader.decoded() <= 1 && ProtocolVersionOf(frames_[0]) == wire::CONTROL_VERSION) {
+          // A kvbroker answering a kv request: there is no request id to match.
+          ++control_replies_;
+          spdlog::debug("dropping a control-protocol reply from {} (a kvbroker?)", address_);
+          break;
+        }
+        spdlog::warn("dropping an unreadable reply from {}: {}", address_, s.ToString());
+        break;
+      }
+      auto it = pending_.find(reply.request_id);
+      if (it == pending_.end()) {
+        ++stale_replies_;
+        spdlog::debug("dropping reply {} from {}: no such request in flight", reply.request_id,
+                      address_);
         continue;
       }
-      spdlog::warn("dropping an unreadable reply from {}: {}", address_, s.ToString());
-      continue;
-    }
-    auto it = pending_.find(reply.request_id);
-    if (it == pending_.end()) {
-      ++stale_replies_;
-      spdlog::debug("dropping reply {} from {}: no such request in flight", reply.request_id,
-                    address_);
-      continue;
-    }
-    ready_.push_back(Completion{reply.request_id, it->second.op, it->second.sent_at, Own(reply)});
-    pending_.erase(it);
+      ready_.push_back(
+          Completion{reply.request_id, it->second.op, it->second.sent_at, Own(reply)});
+      pending_.erase(it);
+    } while (!reader.done());
   }
 }
 
@@ -192,6 +214,7 @@ Result<KvReply> Connection::Await(uint64_t request_id) {
   }
   const Clock::time_point deadline = pending->second.sent_at + options_.request_timeout;
   for (;;) {
+    (void)Flush();  // a held request is retried until its deadline
     ReadAvailable();
     if (auto r = take_ready()) return std::move(*r);
     auto now = Clock::now();

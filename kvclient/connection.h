@@ -1,7 +1,8 @@
 // One client-protocol link to one kvnode: a DEALER with many requests in
 // flight, matched to replies by client-chosen request ids, with per-request
-// timeouts. Framing as in schema/framing.h: one Request frame out, one Reply
-// frame back. Also the reply type the client library hands out (KvReply) and
+// timeouts. Framing as in schema/framing.h: Request frames out (one request
+// each, or packed when the connection coalesces), Reply frames back (each
+// may pack several replies). Also the reply type the client library hands out (KvReply) and
 // the mapping of status words to Status codes.
 #pragma once
 
@@ -49,6 +50,11 @@ std::optional<uint16_t> ProtocolVersionOf(const zmq::message_t& frame);
 struct ConnectionOptions {
   // How long a request may wait for its reply before it counts as timed out.
   std::chrono::milliseconds request_timeout{3000};
+  // Keep requests until Flush() (or until kMaxPackedBytes are waiting) and
+  // send them as one packed frame: one ZeroMQ message for many requests.
+  // Off: every Send goes out at once (the shell). kvbench turns it on and
+  // flushes once per turn of its loop.
+  bool coalesce = false;
 };
 
 // One finished request: a reply arrived (result ok) or the request expired
@@ -91,16 +97,23 @@ class Connection {
   uint64_t control_replies() const { return control_replies_; }
 
   // Queues one request without blocking and returns its request id.
-  // Overloaded when the socket's send queue is full. stale_ok (gets only):
+  // Overloaded when the socket's send queue is full (with coalesce: when a
+  // full frame could not be sent either). stale_ok (gets only):
   // any replica may answer, see Request.staleOk in schema/kv.capnp.
   Result<uint64_t> Send(Op op, std::string_view key = {}, std::string_view value = {},
                         uint64_t ring_version = 0, bool stale_ok = false);
+
+  // Sends the requests a coalescing connection is holding, as one frame.
+  // Overloaded when the socket's send queue is full (they stay held, for the
+  // next Flush); a no-op when nothing is held.
+  [[nodiscard]] Status Flush();
+  size_t held() const { return out_.count(); }
 
   // Appends every completion available now (replies already received, and
   // requests older than the timeout at `now`) to *out; never blocks.
   void Collect(Clock::time_point now, std::vector<Completion>* out);
 
-  // Blocks until the reply to `request_id` arrives or its timeout passes.
+  // Flushes, then blocks until the reply to `request_id` arrives or its timeout passes.
   // Other completions that arrive meanwhile are kept for the next Collect.
   Result<KvReply> Await(uint64_t request_id);
 
@@ -135,6 +148,8 @@ class Connection {
   uint64_t stale_replies_ = 0;
   uint64_t control_replies_ = 0;
   DecodeScratch scratch_;
+  PackedWriter out_;                      // requests held for Flush (coalesce)
+  std::vector<zmq::message_t> frames_;    // reused receive buffer
 };
 
 }  // namespace kv::client

@@ -113,7 +113,8 @@ Result<Connection*> Router::Open(const std::string& address, const std::string& 
   auto& slot = node.lanes[lane % node.lanes.size()];
   if (!slot) {
     auto connection =
-        std::make_unique<Connection>(ctx_, host, port, ConnectionOptions{options_.request_timeout});
+        std::make_unique<Connection>(
+            ctx_, host, port, ConnectionOptions{options_.request_timeout, options_.coalesce});
     if (Status s = connection->Open(); !s.ok()) return s;
     slot = std::move(connection);
   }

@@ -31,6 +31,9 @@ struct RouterOptions {
   int broker_pub_port = -1;
   // Connections per node (kvbench --connections); requests name their lane.
   size_t lanes = 1;
+  // Connections hold requests until flushed and pack them into one frame
+  // (ConnectionOptions::coalesce); the caller flushes every Connections().
+  bool coalesce = false;
 };
 
 // Not thread-safe: one thread owns a Router. The context must outlive it.

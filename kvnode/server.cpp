@@ -207,6 +207,7 @@ Status Server::Run() {
       // keep serving.
       spdlog::error("internal error in the event loop: {}", e.what());
     }
+    FlushReplies();  // every reply this turn produced, one frame per client
     if (cluster_mode()) {
       if (leaving_ && ReadyToExit()) break;
       if (leaving_ && !link_->leave_refusal().empty()) {
@@ -237,6 +238,7 @@ Status Server::Run() {
   for (auto& stream : streams_) {
     DropStreamHolds(*stream, Status::Unavailable("node stopping before every replica confirmed"));
   }
+  FlushReplies();
   spdlog::info("kvnode stopping: flushing and closing (last seq {})", store_->last_seq());
   socket_.set(zmq::sockopt::linger, 1000);
   socket_.close();
@@ -256,40 +258,56 @@ Status Server::Run() {
 }
 
 void Server::ProcessIncoming() {
-  for (int64_t i = 0; i < config_.max_batch; ++i) {
+  size_t taken = 0;
+  while (taken < static_cast<size_t>(config_.max_batch)) {
     size_t total = RecvMultipart(socket_, &frames_, 3, zmq::recv_flags::dontwait);
     if (total == 0) break;
     try {
-      HandleFrames(frames_, total);
+      taken += HandleFrames(frames_, total);
     } catch (const std::exception& e) {
       // A bug, not bad input: log it and answer if we can.
       spdlog::error("internal error handling a request: {}", e.what());
       if (!frames_.empty()) SendBadRequest(frames_[0], 0, "internal error");
+      ++taken;
     }
   }
+  // Reads answered from the cache or the store leave now, not after the
+  // group commit's fsync.
+  FlushReplies();
   if (!batch_.empty()) CommitBatch();
 }
 
-void Server::HandleFrames(std::vector<zmq::message_t>& frames, size_t total) {
+size_t Server::HandleFrames(std::vector<zmq::message_t>& frames, size_t total) {
   if (total < 2) {
     spdlog::warn("dropping a message with {} frame(s): no identity to reply to", total);
-    return;
+    return 1;
   }
   const zmq::message_t& identity = frames[0];
   if (total != 2) {
     spdlog::warn("bad request: {} frames, expected identity + 1", total);
     SendBadRequest(identity, 0, "expected exactly 1 frame, got " + std::to_string(total - 1));
-    return;
+    return 1;
   }
-  Request request;
-  uint64_t request_id = 0;
-  Status s = DecodeRequest(frames[1], scratch_, &request, &request_id);
-  if (!s.ok()) {
-    spdlog::warn("bad request ({} bytes): {}", frames[1].size(), s.message());
-    SendBadRequest(identity, request_id, s.message());
-    return;
-  }
-  s = Validate(request);
+  PackedReader reader(frames[1], scratch_);
+  size_t handled = 0;
+  do {
+    Request request;
+    uint64_t request_id = 0;
+    Status s = reader.NextRequest(&request, &request_id);
+    ++handled;
+    if (!s.ok()) {
+      spdlog::warn("bad request ({} bytes, message {} of the frame): {}", frames[1].size(),
+                   reader.decoded(), s.message());
+      SendBadRequest(identity, request_id, s.message());
+      break;  // the rest of the frame cannot be trusted to be delimited
+    }
+    HandleRequest(identity, request);
+  } while (!reader.done());
+  return handled;
+}
+
+void Server::HandleRequest(const zmq::message_t& identity, const Request& request) {
+  Status s = Validate(request);
   if (!s.ok()) {
     Reply reply;
     reply.request_id = request.request_id;
@@ -310,16 +328,23 @@ void Server::HandleFrames(std::vector<zmq::message_t>& frames, size_t total) {
   }
   if (TryAnswerNow(identity, request)) return;
 
+  const bool write = request.op == Op::kPut || request.op == Op::kDelete;
+  if (write && !batch_read_keys_.empty() && batch_read_keys_.count(std::string(request.key))) {
+    // A read of this key earlier in the batch must not see this later write:
+    // commit what came before first (requests are taken in order).
+    FlushReplies();
+    CommitBatch();
+  }
   Pending p;
-  p.identity.copy(frames[0]);
+  p.identity.rebuild(identity.data(), identity.size());
   p.op = request.op;
   p.request_id = request.request_id;
   p.key.assign(request.key);
-  if (request.op == Op::kPut) {
-    p.value.assign(request.value);
+  if (request.op == Op::kPut) p.value.assign(request.value);
+  if (write) {
     batch_keys_.insert(p.key);
-  } else if (request.op == Op::kDelete) {
-    batch_keys_.insert(p.key);
+  } else if (request.op == Op::kGet) {
+    batch_read_keys_.insert(p.key);
   }
   batch_.push_back(std::move(p));
 }
@@ -558,18 +583,43 @@ void Server::CommitBatch() {
   }
   batch_.clear();
   batch_keys_.clear();
+  batch_read_keys_.clear();
 }
 
 void Server::Send(const zmq::message_t& identity, const Reply& reply) {
-  zmq::message_t id(identity.data(), identity.size());
   Reply r = reply;
   if (ring_) r.ring_version = ring_->version();
   r.notify_port = notifier_->port();
-  zmq::message_t body = EncodeReply(r);
+  std::string_view id(static_cast<const char*>(identity.data()), identity.size());
+  auto [it, added] = outbox_index_.try_emplace(std::string(id), outbox_used_);
+  if (added) {
+    if (outbox_used_ == outbox_.size()) outbox_.emplace_back();
+    outbox_[outbox_used_].identity.assign(id);
+    ++outbox_used_;
+  }
+  Outbox& box = outbox_[it->second];
+  // A single large reply travels alone rather than growing a frame past the cap.
+  if (!box.frame.empty() && box.frame.bytes() + reply.value.size() >= kMaxPackedBytes) {
+    SendFrame(box);
+  }
+  box.frame.Add(r);
+  if (box.frame.bytes() >= kMaxPackedBytes) SendFrame(box);
+}
+
+void Server::SendFrame(Outbox& box) {
+  if (box.frame.empty()) return;
+  zmq::message_t id(box.identity.data(), box.identity.size());
+  zmq::message_t body = box.frame.Take();
   // ROUTER drops messages to peers that are gone or over their HWM; a client
-  // that vanished simply never sees its reply.
+  // that vanished simply never sees its replies.
   (void)socket_.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
   (void)socket_.send(body, zmq::send_flags::dontwait);
+}
+
+void Server::FlushReplies() {
+  for (size_t i = 0; i < outbox_used_; ++i) SendFrame(outbox_[i]);
+  outbox_used_ = 0;
+  outbox_index_.clear();
 }
 
 void Server::SendBadRequest(const zmq::message_t& identity, uint64_t request_id,

@@ -1,7 +1,9 @@
 // The kvnode server: one event loop (zmq_poll over the client ROUTER, the
 // peer ROUTER, the store's flush events, the control-plane link, hand-off
 // sockets and a stop pipe) that owns the store, the cache and the ring.
-// Requests are taken in batches; reads of keys the batch does not write are
+// Requests are taken in batches (a client frame may pack several, see
+// schema/framing.h) and replies leave packed, one frame per client per loop
+// turn; reads of keys the batch does not write are
 // answered at once from the cache or the store, writes go to the store as one
 // group commit (one WAL append and fdatasync per batch) and are answered only
 // after it returns (and, for keys in a range being handed off, after the
@@ -15,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 #include <zmq.hpp>
@@ -64,14 +67,24 @@ class Server {
 
   // Client path (server.cpp).
   void ProcessIncoming();
-  void HandleFrames(std::vector<zmq::message_t>& frames, size_t total);
+  // Handles one client message; returns how many requests it carried.
+  size_t HandleFrames(std::vector<zmq::message_t>& frames, size_t total);
+  void HandleRequest(const zmq::message_t& identity, const Request& request);
   bool TryAnswerNow(const zmq::message_t& identity, const Request& request);
   std::optional<WireStatus> CheckResponsible(const Request& request) const;
   void CommitBatch();
   // Registers a held reply for the write p (its status is set once applied);
   // reads of its key wait until it settles. Returns the hold id.
   uint64_t HoldWrite(const Pending& p);
+  // Queues a reply in its client's outbox; FlushReplies sends each outbox as
+  // one packed frame (a full one leaves at once).
   void Send(const zmq::message_t& identity, const Reply& reply);
+  struct Outbox {
+    std::string identity;
+    PackedWriter frame;
+  };
+  void SendFrame(Outbox& box);
+  void FlushReplies();
   void SendBadRequest(const zmq::message_t& identity, uint64_t request_id,
                       const std::string& reason);
   Status Validate(const Request& request) const;
@@ -154,9 +167,15 @@ class Server {
 
   std::vector<Pending> batch_;
   std::unordered_set<std::string> batch_keys_;  // keys written by batch_
+  std::unordered_set<std::string> batch_read_keys_;  // keys batch_ reads after writing them
   std::vector<zmq::message_t> frames_;          // reused receive buffer
   DecodeScratch scratch_;
   std::string value_buf_;                       // reused read buffer
+  // Replies of this loop turn, one outbox per client, in first-reply order;
+  // entries past outbox_used_ are spare buffers kept for the next turn.
+  std::vector<Outbox> outbox_;
+  size_t outbox_used_ = 0;
+  std::unordered_map<std::string, size_t> outbox_index_;  // identity -> outbox_ slot
 
   // Cluster state.
   std::unique_ptr<ClusterLink> link_;

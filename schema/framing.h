@@ -1,15 +1,25 @@
 // ZeroMQ framing of the client protocol, the one place it is written down.
 //
-//   client DEALER -> node ROUTER:   [Request]            (exactly one frame)
-//   node ROUTER sees:               [identity][Request]
-//   node ROUTER -> client DEALER:   [identity][Reply]    (client sees [Reply])
+//   client DEALER -> node ROUTER:   [Requests]           (exactly one frame)
+//   node ROUTER sees:               [identity][Requests]
+//   node ROUTER -> client DEALER:   [identity][Replies]  (client sees [Replies])
 //
-// Request and Reply are single-segment-or-more Cap'n Proto messages in the
-// standard (unpacked) stream framing, defined in kv.capnp. A node answers a
-// frame that is not a valid Request of the current protocol version with
-// bad_request (request id 0 when it could not be read); a message with more
-// frames than expected is answered with bad_request too; a message the node
-// cannot reply to (no identity) is dropped with a log line.
+// A Requests or Replies frame is one or more Cap'n Proto messages of kv.capnp
+// back to back, each in the standard (unpacked) stream framing; its segment
+// table delimits it (PackedReader/PackedWriter in schema/wire.h). A frame of
+// one message is the plain form every client may keep using. Clients pack the
+// requests they issue in one turn of their loop (kvbench does; the shell
+// sends one at a time); a node packs the replies it has for one client in
+// one turn of its loop, so every client must read every message of a reply
+// frame. Requests in one frame are taken in order, as if sent one by one,
+// and each gets its own Reply, matched by request id; replies may arrive in
+// any order and in any grouping. A node answers a message that is not a
+// valid Request of the current protocol version with bad_request (request id
+// 0 when it could not be read); a message that cannot be delimited ends its
+// frame (what follows it is not read). A message with more frames than
+// expected is answered with bad_request too; a message the node cannot reply
+// to (no identity) is dropped with a log line. A packed frame stays under
+// kMaxPackedBytes unless it holds a single larger message.
 #pragma once
 
 #include <cstddef>
@@ -17,6 +27,10 @@
 #include <zmq.hpp>
 
 namespace kv {
+
+// Senders start a new frame rather than grow one past this size (a single
+// message larger than it travels alone).
+constexpr size_t kMaxPackedBytes = 64 * 1024;
 
 // Receives one multipart message. Keeps at most max_frames frames in *frames
 // and discards the rest, returning the total number of frames the message had

@@ -157,9 +157,9 @@ const char* OpName(Op op) {
 capnp::Data::Reader ToCapnpData(std::string_view bytes) { return AsData(bytes); }
 std::string_view FromCapnpData(capnp::Data::Reader data) { return AsView(data); }
 
-zmq::message_t EncodeRequest(const Request& r) {
-  capnp::MallocMessageBuilder builder(kj::arrayPtr(tls_first_segment.data(), kScratchWords));
-  auto root = builder.initRoot<wire::Request>();
+namespace {
+
+void FillRequest(const Request& r, wire::Request::Builder root) {
   root.setVersion(wire::PROTOCOL_VERSION);
   root.setRequestId(r.request_id);
   root.setRingVersion(r.ring_version);
@@ -176,12 +176,9 @@ zmq::message_t EncodeRequest(const Request& r) {
     case Op::kKeyrangeRead: root.setKeyrangeRead(); break;
   }
   if (r.stale_ok) root.setStaleOk(true);
-  return SerializeBuilder(builder);
 }
 
-zmq::message_t EncodeReply(const Reply& r) {
-  capnp::MallocMessageBuilder builder(kj::arrayPtr(tls_first_segment.data(), kScratchWords));
-  auto root = builder.initRoot<wire::Reply>();
+void FillReply(const Reply& r, wire::Reply::Builder root) {
   root.setVersion(wire::PROTOCOL_VERSION);
   root.setRequestId(r.request_id);
   root.setStatus(r.status);
@@ -193,16 +190,14 @@ zmq::message_t EncodeReply(const Reply& r) {
   if (!r.metadata.empty()) {
     root.setMetadata(capnp::Text::Reader(r.metadata.data(), r.metadata.size()));
   }
-  return SerializeBuilder(builder);
 }
 
-Status DecodeRequest(const zmq::message_t& frame, DecodeScratch& scratch, Request* out,
-                     uint64_t* request_id) {
+// Decodes one message that is exactly `words` long (already delimited).
+Status DecodeRequestWords(kj::ArrayPtr<const capnp::word> words, Request* out,
+                          uint64_t* request_id) {
   *request_id = 0;
-  auto words = AlignedWords(frame, scratch);
-  if (!words.ok()) return words.status();
   try {
-    capnp::FlatArrayMessageReader reader(*words, UntrustedOptions(words->size()));
+    capnp::FlatArrayMessageReader reader(words, UntrustedOptions(words.size()));
     auto root = reader.getRoot<wire::Request>();
     *request_id = root.getRequestId();
     if (root.getVersion() != wire::PROTOCOL_VERSION) {
@@ -242,11 +237,9 @@ Status DecodeRequest(const zmq::message_t& frame, DecodeScratch& scratch, Reques
   return Status::Ok();
 }
 
-Status DecodeReply(const zmq::message_t& frame, DecodeScratch& scratch, Reply* out) {
-  auto words = AlignedWords(frame, scratch);
-  if (!words.ok()) return words.status();
+Status DecodeReplyWords(kj::ArrayPtr<const capnp::word> words, Reply* out) {
   try {
-    capnp::FlatArrayMessageReader reader(*words, UntrustedOptions(words->size()));
+    capnp::FlatArrayMessageReader reader(words, UntrustedOptions(words.size()));
     auto root = reader.getRoot<wire::Reply>();
     if (root.getVersion() != wire::PROTOCOL_VERSION) {
       return Status::InvalidArgument("unsupported protocol version " +
@@ -264,6 +257,117 @@ Status DecodeReply(const zmq::message_t& frame, DecodeScratch& scratch, Reply* o
     return Status::InvalidArgument(std::string("malformed reply: ") + e.getDescription().cStr());
   }
   return Status::Ok();
+}
+
+}  // namespace
+
+zmq::message_t EncodeRequest(const Request& r) {
+  capnp::MallocMessageBuilder builder(kj::arrayPtr(tls_first_segment.data(), kScratchWords));
+  FillRequest(r, builder.initRoot<wire::Request>());
+  return SerializeBuilder(builder);
+}
+
+zmq::message_t EncodeReply(const Reply& r) {
+  capnp::MallocMessageBuilder builder(kj::arrayPtr(tls_first_segment.data(), kScratchWords));
+  FillReply(r, builder.initRoot<wire::Reply>());
+  return SerializeBuilder(builder);
+}
+
+Status DecodeRequest(const zmq::message_t& frame, DecodeScratch& scratch, Request* out,
+                     uint64_t* request_id) {
+  PackedReader reader(frame, scratch);
+  return reader.NextRequest(out, request_id);
+}
+
+Status DecodeReply(const zmq::message_t& frame, DecodeScratch& scratch, Reply* out) {
+  PackedReader reader(frame, scratch);
+  return reader.NextReply(out);
+}
+
+void PackedWriter::Add(const Request& request) {
+  capnp::MallocMessageBuilder builder(kj::arrayPtr(tls_first_segment.data(), kScratchWords));
+  FillRequest(request, builder.initRoot<wire::Request>());
+  Append(builder);
+}
+
+void PackedWriter::Add(const Reply& reply) {
+  capnp::MallocMessageBuilder builder(kj::arrayPtr(tls_first_segment.data(), kScratchWords));
+  FillReply(reply, builder.initRoot<wire::Reply>());
+  Append(builder);
+}
+
+void PackedWriter::Append(capnp::MessageBuilder& builder) {
+  const size_t words = capnp::computeSerializedSizeInWords(builder);
+  const size_t at = words_.size();
+  words_.resize(at + words);
+  kj::ArrayOutputStream out(
+      kj::arrayPtr(reinterpret_cast<kj::byte*>(words_.data() + at), words * sizeof(capnp::word)));
+  capnp::writeMessage(out, builder);
+  ++count_;
+}
+
+zmq::message_t PackedWriter::Frame() const { return zmq::message_t(words_.data(), bytes()); }
+
+zmq::message_t PackedWriter::Take() {
+  zmq::message_t frame = Frame();
+  Clear();
+  return frame;
+}
+
+void PackedWriter::Clear() {
+  words_.clear();  // keeps its capacity for the next frame
+  count_ = 0;
+}
+
+PackedReader::PackedReader(const zmq::message_t& frame, DecodeScratch& scratch) {
+  auto words = AlignedWords(frame, scratch);
+  if (!words.ok()) {
+    error_ = words.status();
+    return;
+  }
+  rest_ = *words;
+}
+
+Result<kj::ArrayPtr<const capnp::word>> PackedReader::NextMessage() {
+  if (!error_.ok()) {
+    Status s = error_;
+    error_ = Status::Ok();
+    rest_ = {};
+    return s;
+  }
+  if (rest_.size() == 0) return Status::NotFound("no more messages in the frame");
+  // The segment table says how long this message is; a message claiming more
+  // than the frame holds is truncated, and nothing after it can be delimited.
+  const size_t words = capnp::expectedSizeInWordsFromPrefix(rest_);
+  if (words > rest_.size()) {
+    size_t have = rest_.size();
+    rest_ = {};
+    return Status::InvalidArgument("truncated message: its segment table needs " +
+                                   std::to_string(words) + " words, the frame has " +
+                                   std::to_string(have));
+  }
+  auto message = rest_.slice(0, words);
+  rest_ = rest_.slice(words, rest_.size());
+  ++decoded_;
+  return message;
+}
+
+Status PackedReader::NextRequest(Request* out, uint64_t* request_id) {
+  *request_id = 0;
+  auto message = NextMessage();
+  if (!message.ok()) return message.status();
+  Status s = DecodeRequestWords(*message, out, request_id);
+  // A message that does not parse may have a wrong length too: stop there.
+  if (!s.ok()) rest_ = {};
+  return s;
+}
+
+Status PackedReader::NextReply(Reply* out) {
+  auto message = NextMessage();
+  if (!message.ok()) return message.status();
+  Status s = DecodeReplyWords(*message, out);
+  if (!s.ok()) rest_ = {};
+  return s;
 }
 
 }  // namespace kv

@@ -1,7 +1,11 @@
-// Encoding and decoding of the client protocol (kv.capnp) to and from single
-// ZeroMQ frames. Decoding treats every frame as untrusted: size, alignment,
-// segment table, traversal and nesting limits and the protocol version are all
-// checked, and any failure comes back as a Status, never an exception.
+// Encoding and decoding of the client protocol (kv.capnp) to and from ZeroMQ
+// frames. A frame holds one message or several packed back to back (each in
+// the standard stream framing: segment table, then segments, a whole number
+// of 8-byte words), so a batch of requests or replies travels as one ZeroMQ
+// message (see schema/framing.h). Decoding treats every frame as untrusted:
+// size, alignment, segment table, traversal and nesting limits and the
+// protocol version are all checked, and any failure comes back as a Status,
+// never an exception.
 #pragma once
 
 #include <capnp/common.h>
@@ -92,10 +96,54 @@ std::string_view FromCapnpData(capnp::Data::Reader data);
 zmq::message_t EncodeRequest(const Request& request);
 zmq::message_t EncodeReply(const Reply& reply);
 
-// On failure *request_id holds the request id if it could be read (else 0),
-// so the caller can still answer bad_request to the right request.
+// Decode the first message of a frame. On failure *request_id holds the
+// request id if it could be read (else 0), so the caller can still answer
+// bad_request to the right request.
 Status DecodeRequest(const zmq::message_t& frame, DecodeScratch& scratch, Request* out,
                      uint64_t* request_id);
 Status DecodeReply(const zmq::message_t& frame, DecodeScratch& scratch, Reply* out);
+
+// Builds one packed frame out of any number of Requests or Replies (do not
+// mix the two in one frame). Reusable: Take() empties it and keeps its buffer.
+// Not thread-safe.
+class PackedWriter {
+ public:
+  void Add(const Request& request);
+  void Add(const Reply& reply);
+  size_t count() const { return count_; }
+  size_t bytes() const { return words_.size() * sizeof(capnp::word); }
+  bool empty() const { return count_ == 0; }
+  // The frame of everything added since the last Take (or Clear).
+  zmq::message_t Take();
+  // The same frame, leaving everything in place (for a send that may fail).
+  zmq::message_t Frame() const;
+  void Clear();
+
+ private:
+  void Append(capnp::MessageBuilder& builder);
+  std::vector<capnp::word> words_;
+  size_t count_ = 0;
+};
+
+// Reads the messages of one packed frame in order. Views handed out point
+// into the frame (or scratch) and live as long as both do. After a message
+// that cannot be read the rest of the frame cannot be delimited either: the
+// call returns InvalidArgument and done() is true. Not thread-safe.
+class PackedReader {
+ public:
+  PackedReader(const zmq::message_t& frame, DecodeScratch& scratch);
+  bool done() const { return error_.ok() && rest_.size() == 0; }
+  // Messages delimited so far (read or not).
+  size_t decoded() const { return decoded_; }
+  // NotFound when the frame has no more messages.
+  Status NextRequest(Request* out, uint64_t* request_id);
+  Status NextReply(Reply* out);
+
+ private:
+  Result<kj::ArrayPtr<const capnp::word>> NextMessage();
+  Status error_;                              // the frame itself was unreadable
+  kj::ArrayPtr<const capnp::word> rest_;      // what is left to read
+  size_t decoded_ = 0;
+};
 
 }  // namespace kv

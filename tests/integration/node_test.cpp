@@ -232,3 +232,74 @@ TEST_CASE("garbage on the peer port is logged and changes nothing", "[node][malf
   CHECK(c.Call(Op::kGet, "k")->value == "v");
   CHECK(node.process().running());
 }
+
+TEST_CASE("a packed frame of requests is answered request by request, in packed frames",
+          "[node][packed]") {
+  TempDir work;
+  NodeProcess node(work / "data", work.path());
+  REQUIRE(node.started());
+  RawClient c(node.port());
+  constexpr int kRequests = 300;
+  std::vector<std::string> keys, values;
+  for (int i = 0; i < kRequests; ++i) {
+    keys.push_back("packed-" + std::to_string(i % 100));
+    values.push_back("value-" + std::to_string(i));
+  }
+  // 100 puts, then 100 gets of the same keys, then 100 deletes, in one frame:
+  // taken in order, as if sent one by one.
+  std::vector<kv::Request> requests;
+  for (int i = 0; i < kRequests; ++i) {
+    kv::Request r;
+    r.request_id = static_cast<uint64_t>(i + 1);
+    r.op = i < 100 ? Op::kPut : (i < 200 ? Op::kGet : Op::kDelete);
+    r.key = keys[i];
+    if (r.op == Op::kPut) r.value = values[i];
+    requests.push_back(r);
+  }
+  c.SendPacked(requests);
+  std::map<uint64_t, kvtest::OwnedReply> replies;
+  while (replies.size() < static_cast<size_t>(kRequests)) {
+    auto reply = c.Receive();
+    REQUIRE(reply.has_value());
+    CHECK(replies.count(reply->request_id) == 0);
+    replies[reply->request_id] = *reply;
+  }
+  for (int i = 0; i < kRequests; ++i) {
+    const auto& r = replies[static_cast<uint64_t>(i + 1)];
+    CHECK(r.key == keys[i]);
+    if (i < 100) {
+      CHECK(r.status == WireStatus::PUT_SUCCESS);
+    } else if (i < 200) {
+      CHECK(r.status == WireStatus::GET_SUCCESS);
+      CHECK(r.value == values[i - 100]);
+    } else {
+      CHECK(r.status == WireStatus::DELETE_SUCCESS);
+    }
+  }
+  // The node packed its replies: far fewer frames than replies.
+  CHECK(c.frames_received() < static_cast<uint64_t>(kRequests) / 4);
+
+  // A malformed message ends its frame; what came before it is answered, and
+  // the node goes on serving.
+  kv::PackedWriter writer;
+  kv::Request put;
+  put.request_id = 1001;
+  put.op = Op::kPut;
+  put.key = "before-junk";
+  put.value = "v";
+  writer.Add(put);
+  zmq::message_t frame = writer.Take();
+  std::string bytes(static_cast<const char*>(frame.data()), frame.size());
+  bytes.append(std::string(64, '\x7f'));
+  c.SendFrames({bytes});
+  std::map<uint64_t, kvtest::OwnedReply> mixed;
+  for (int i = 0; i < 2; ++i) {
+    auto reply = c.Receive();
+    REQUIRE(reply.has_value());
+    mixed[reply->request_id] = *reply;
+  }
+  CHECK(mixed[1001].status == WireStatus::PUT_SUCCESS);
+  CHECK(mixed[0].status == WireStatus::BAD_REQUEST);
+  CHECK(c.Call(Op::kGet, "before-junk")->value == "v");
+  CHECK(node.process().running());
+}

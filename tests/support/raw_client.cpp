@@ -26,23 +26,43 @@ void RawClient::Send(const kv::Request& request) {
   (void)socket_.send(m, zmq::send_flags::none);
 }
 
+void RawClient::SendPacked(const std::vector<kv::Request>& requests) {
+  kv::PackedWriter writer;
+  for (const auto& r : requests) writer.Add(r);
+  zmq::message_t m = writer.Take();
+  (void)socket_.send(m, zmq::send_flags::none);
+}
+
 std::optional<OwnedReply> RawClient::Receive(std::chrono::milliseconds deadline) {
+  if (!queued_.empty()) {
+    OwnedReply out = std::move(queued_.front());
+    queued_.pop_front();
+    return out;
+  }
   zmq::pollitem_t item{static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0};
   if (zmq::poll(&item, 1, deadline) == 0) return std::nullopt;
   zmq::message_t m;
   if (!socket_.recv(m, zmq::recv_flags::dontwait)) return std::nullopt;
+  ++frames_received_;
+  // A node packs the replies it has for us in one turn into one frame.
   kv::DecodeScratch scratch;
-  kv::Reply r;
-  kv::Status s = kv::DecodeReply(m, scratch, &r);
-  if (!s.ok()) throw std::runtime_error("undecodable reply: " + s.ToString());
-  OwnedReply out;
-  out.request_id = r.request_id;
-  out.status = r.status;
-  out.key = r.key;
-  out.value = r.value;
-  out.reason = r.reason;
-  out.metadata = r.metadata;
-  out.ring_version = r.ring_version;
+  kv::PackedReader reader(m, scratch);
+  do {
+    kv::Reply r;
+    kv::Status s = reader.NextReply(&r);
+    if (!s.ok()) throw std::runtime_error("undecodable reply: " + s.ToString());
+    OwnedReply out;
+    out.request_id = r.request_id;
+    out.status = r.status;
+    out.key = r.key;
+    out.value = r.value;
+    out.reason = r.reason;
+    out.metadata = r.metadata;
+    out.ring_version = r.ring_version;
+    queued_.push_back(std::move(out));
+  } while (!reader.done());
+  OwnedReply out = std::move(queued_.front());
+  queued_.pop_front();
   return out;
 }
 

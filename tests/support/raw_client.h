@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,7 +28,10 @@ class RawClient {
   // Sends raw frames as one multipart message.
   void SendFrames(const std::vector<std::string>& frames);
   void Send(const kv::Request& request);
-  // Next reply, or nullopt after the deadline. Undecodable replies fail the test.
+  // Sends the requests packed into one frame (schema/framing.h).
+  void SendPacked(const std::vector<kv::Request>& requests);
+  // Next reply (a packed reply frame yields its replies one by one), or
+  // nullopt after the deadline. Undecodable replies fail the test.
   std::optional<OwnedReply> Receive(std::chrono::milliseconds deadline = std::chrono::seconds(5));
   // Request/reply in one step with a fresh request id.
   std::optional<OwnedReply> Call(kv::Op op, const std::string& key = "",
@@ -37,6 +41,12 @@ class RawClient {
   zmq::context_t ctx_{1};
   zmq::socket_t socket_;
   uint64_t next_id_ = 1;
+  std::deque<OwnedReply> queued_;  // the rest of the last packed frame
+  uint64_t frames_received_ = 0;
+
+ public:
+  // Reply frames received so far (a packed frame counts once).
+  uint64_t frames_received() const { return frames_received_; }
 };
 
 }  // namespace kvtest

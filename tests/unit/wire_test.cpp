@@ -144,3 +144,121 @@ TEST_CASE("a request of another protocol version is refused but its id is read",
   CHECK(s.message().find("version") != std::string::npos);
   CHECK(id == 77);
 }
+
+TEST_CASE("a packed frame carries many requests and reads back in order", "[wire][packed]") {
+  std::vector<std::string> keys, values;
+  for (int i = 0; i < 100; ++i) {
+    keys.push_back("key-" + std::to_string(i));
+    values.push_back(std::string(static_cast<size_t>(i * 7), 'a' + i % 26));
+  }
+  kv::PackedWriter writer;
+  for (int i = 0; i < 100; ++i) {
+    kv::Request r;
+    r.request_id = static_cast<uint64_t>(i + 1);
+    r.op = i % 3 == 0 ? kv::Op::kPut : (i % 3 == 1 ? kv::Op::kGet : kv::Op::kDelete);
+    r.key = keys[i];
+    if (r.op == kv::Op::kPut) r.value = values[i];
+    r.stale_ok = r.op == kv::Op::kGet && i % 2 == 0;
+    writer.Add(r);
+  }
+  CHECK(writer.count() == 100);
+  zmq::message_t frame = Misaligned(writer.Take());
+  CHECK(writer.empty());
+  CHECK(writer.bytes() == 0);
+
+  kv::DecodeScratch scratch;
+  kv::PackedReader reader(frame, scratch);
+  int read = 0;
+  while (!reader.done()) {
+    kv::Request out;
+    uint64_t id = 0;
+    REQUIRE(reader.NextRequest(&out, &id).ok());
+    CHECK(id == static_cast<uint64_t>(read + 1));
+    CHECK(out.key == keys[read]);
+    if (out.op == kv::Op::kPut) CHECK(out.value == values[read]);
+    CHECK(out.stale_ok == (out.op == kv::Op::kGet && read % 2 == 0));
+    ++read;
+  }
+  CHECK(read == 100);
+  CHECK(reader.decoded() == 100);
+  kv::Request extra;
+  uint64_t id = 0;
+  CHECK(reader.NextRequest(&extra, &id).IsNotFound());
+}
+
+TEST_CASE("a packed frame of replies reads back, and one-message frames are packed frames",
+          "[wire][packed]") {
+  kv::PackedWriter writer;
+  for (uint64_t i = 1; i <= 3; ++i) {
+    kv::Reply r;
+    r.request_id = i;
+    r.status = kv::WireStatus::GET_SUCCESS;
+    r.key = "k";
+    r.value = "v" + std::to_string(i);
+    writer.Add(r);
+  }
+  zmq::message_t frame = writer.Take();
+  kv::DecodeScratch scratch;
+  kv::PackedReader reader(frame, scratch);
+  for (uint64_t i = 1; i <= 3; ++i) {
+    kv::Reply out;
+    REQUIRE(reader.NextReply(&out).ok());
+    CHECK(out.request_id == i);
+    CHECK(out.value == "v" + std::to_string(i));
+  }
+  CHECK(reader.done());
+
+  // DecodeReply reads the first message of a packed frame; the writer's
+  // buffer is reused after Take.
+  kv::Reply one;
+  one.request_id = 9;
+  one.status = kv::WireStatus::PUT_SUCCESS;
+  writer.Add(one);
+  zmq::message_t single = writer.Take();
+  zmq::message_t plain = kv::EncodeReply(one);
+  CHECK(single.size() == plain.size());
+  kv::Reply out;
+  REQUIRE(kv::DecodeReply(single, scratch, &out).ok());
+  CHECK(out.request_id == 9);
+}
+
+TEST_CASE("a bad message inside a packed frame ends the frame with an error", "[wire][packed]") {
+  kv::Request good;
+  good.request_id = 1;
+  good.op = kv::Op::kGet;
+  good.key = "k";
+  zmq::message_t first = kv::EncodeRequest(good);
+  std::string bytes(static_cast<const char*>(first.data()), first.size());
+
+  SECTION("a truncated last message") {
+    good.request_id = 2;
+    std::string value(300, 'v');
+    good.op = kv::Op::kPut;
+    good.value = value;
+    zmq::message_t second = kv::EncodeRequest(good);
+    bytes.append(static_cast<const char*>(second.data()), second.size() - 64);
+  }
+  SECTION("junk words after a good message") {
+    bytes.append(std::string(64, '\x7f'));
+  }
+  zmq::message_t frame(bytes.data(), bytes.size());
+  kv::DecodeScratch scratch;
+  kv::PackedReader reader(frame, scratch);
+  kv::Request out;
+  uint64_t id = 0;
+  REQUIRE(reader.NextRequest(&out, &id).ok());
+  CHECK(id == 1);
+  REQUIRE_FALSE(reader.done());
+  CHECK(reader.NextRequest(&out, &id).IsInvalidArgument());
+  CHECK(reader.done());
+}
+
+TEST_CASE("an unreadable frame gives one error and then ends", "[wire][packed]") {
+  zmq::message_t m("garbage", 7);
+  kv::DecodeScratch scratch;
+  kv::PackedReader reader(m, scratch);
+  CHECK_FALSE(reader.done());
+  kv::Reply out;
+  CHECK(reader.NextReply(&out).IsInvalidArgument());
+  CHECK(reader.done());
+}
