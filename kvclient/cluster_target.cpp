@@ -1,5 +1,6 @@
 // kvbench's target for our own store: a node or a broker at -bh/-bp, routed
-// through kvclient's Router (one Connection per node per lane), all driven
+// through kvclient's Router (one coalescing Connection per node, opening
+// --connections TCP connections to it, see ConnectionOptions), all driven
 // by zmq::poll from the runner's thread. Like KvClient (client.h), a request
 // answered server_not_responsible is resent at once after a ring refresh (at
 // most kMaxRedirects times, counted in redirects()), and one answered
@@ -53,7 +54,8 @@ class ClusterTarget : public Target {
  public:
   explicit ClusterTarget(const TargetOptions& options)
       : router_(ctx_, client::RouterOptions{options.request_timeout, options.broker_pub_port,
-                                            options.lanes, /*coalesce=*/true}),
+                                            /*lanes=*/1, /*coalesce=*/true,
+                                            /*links=*/static_cast<int>(options.lanes)}),
         timeout_(options.request_timeout) {}
 
   Status Connect(const std::string& host, uint16_t port) {
@@ -107,9 +109,10 @@ class ClusterTarget : public Target {
     router_.PollUpdates();
     std::vector<Redirect> redirects;
     const Clock::time_point collected = Clock::now();
-    for (Connection* c : connections) {
+    for (size_t i = 0; i < connections.size(); ++i) {
+      Connection* c = connections[i];
       completions_.clear();
-      c->Collect(collected, &completions_);
+      c->Collect(collected, &completions_, (items_[i].revents & ZMQ_POLLIN) != 0);
       for (auto& completion : completions_) Account(c, completion, out, &redirects);
     }
     Resend(redirects);

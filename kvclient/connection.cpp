@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "schema/framing.h"
 #include "schema/socket.h"
 
@@ -84,8 +86,21 @@ Status Connection::Open() {
   if (host_.empty()) return Status::InvalidArgument("empty host");
   if (port_ == 0) return Status::InvalidArgument("port 0 is not a node's port");
   try {
-    socket_.emplace(MakeSocket(ctx_, zmq::socket_type::dealer));
-    socket_->connect(TcpEndpoint(host_, port_));
+    const std::string endpoint = TcpEndpoint(host_, port_);
+    if (options_.links <= 1) {
+      socket_.emplace(MakeSocket(ctx_, zmq::socket_type::dealer));
+      socket_->connect(endpoint);
+    } else {
+      // A DEALER connects to one endpoint once; a ROUTER may connect to it
+      // many times, naming each connection so frames can be sent on it.
+      socket_.emplace(MakeSocket(ctx_, zmq::socket_type::router));
+      for (int i = 0; i < options_.links; ++i) {
+        std::string id = "link" + std::to_string(i);
+        socket_->set(zmq::sockopt::connect_routing_id, id);
+        socket_->connect(endpoint);
+        link_ids_.push_back(std::move(id));
+      }
+    }
   } catch (const zmq::error_t& e) {
     socket_.reset();
     return Status::InvalidArgument("cannot connect to " + address_ + ": " + e.what());
@@ -123,6 +138,15 @@ Status Connection::Flush() {
   if (out_.empty() || !socket_) return Status::Ok();
   zmq::message_t frame = out_.Frame();
   try {
+    if (!link_ids_.empty()) {
+      // Round robin over the connections, a frame at a time. The ROUTER
+      // takes the whole message or, at a full queue, none of it.
+      const std::string& id = link_ids_[next_link_++ % link_ids_.size()];
+      zmq::message_t to(id.data(), id.size());
+      if (!socket_->send(to, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        return Status::Overloaded("send queue to " + address_ + " is full");
+      }
+    }
     if (!socket_->send(frame, zmq::send_flags::dontwait)) {
       // Not sent: the requests stay held for the next Flush (their timeouts run).
       return Status::Overloaded("send queue to " + address_ + " is full");
@@ -140,22 +164,24 @@ void Connection::ReadAvailable() {
   for (;;) {
     size_t total = 0;
     try {
-      total = RecvMultipart(*socket_, &frames_, 1, zmq::recv_flags::dontwait);
+      total = RecvMultipart(*socket_, &frames_, 2, zmq::recv_flags::dontwait);
     } catch (const zmq::error_t& e) {
       spdlog::warn("receive from {} failed: {}", address_, e.what());
       return;
     }
     if (total == 0) return;
-    if (total != 1) {
-      spdlog::warn("dropping a {}-frame reply from {} (expected 1 frame)", total, address_);
+    const size_t expected = link_ids_.empty() ? 1 : 2;  // a ROUTER sees [link][Replies]
+    if (total != expected) {
+      spdlog::warn("dropping a {}-frame reply from {} (expected {})", total, address_, expected);
       continue;
     }
-    PackedReader reader(frames_[0], scratch_);
+    const zmq::message_t& body = frames_[expected - 1];
+    PackedReader reader(body, scratch_);
     do {
       Reply reply;
       Status s = reader.NextReply(&reply);
       if (!s.ok()) {
-        if (reader.decoded() <= 1 && ProtocolVersionOf(frames_[0]) == wire::CONTROL_VERSION) {
+        if (reader.decoded() <= 1 && ProtocolVersionOf(body) == wire::CONTROL_VERSION) {
           // A kvbroker answering a kv request: there is no request id to match.
           ++control_replies_;
           spdlog::debug("dropping a control-protocol reply from {} (a kvbroker?)", address_);
@@ -189,8 +215,8 @@ void Connection::ExpireBefore(Clock::time_point now) {
   }
 }
 
-void Connection::Collect(Clock::time_point now, std::vector<Completion>* out) {
-  ReadAvailable();
+void Connection::Collect(Clock::time_point now, std::vector<Completion>* out, bool readable) {
+  if (readable) ReadAvailable();
   ExpireBefore(now);
   for (auto& c : ready_) out->push_back(std::move(c));
   ready_.clear();

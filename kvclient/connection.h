@@ -55,6 +55,11 @@ struct ConnectionOptions {
   // Off: every Send goes out at once (the shell). kvbench turns it on and
   // flushes once per turn of its loop.
   bool coalesce = false;
+  // TCP connections the one socket opens to the node (ZeroMQ spreads the
+  // frames it sends over them; replies come back on the one they came by).
+  // One socket with several connections costs the poll loop as little as a
+  // single connection (kvbench --connections).
+  int links = 1;
 };
 
 // One finished request: a reply arrived (result ok) or the request expired
@@ -111,7 +116,9 @@ class Connection {
 
   // Appends every completion available now (replies already received, and
   // requests older than the timeout at `now`) to *out; never blocks.
-  void Collect(Clock::time_point now, std::vector<Completion>* out);
+  // readable = false skips reading the socket (a poll said nothing is
+  // waiting; each empty read costs ZeroMQ system calls) and only expires.
+  void Collect(Clock::time_point now, std::vector<Completion>* out, bool readable = true);
 
   // Flushes, then blocks until the reply to `request_id` arrives or its timeout passes.
   // Other completions that arrive meanwhile are kept for the next Collect.
@@ -149,6 +156,8 @@ class Connection {
   uint64_t control_replies_ = 0;
   DecodeScratch scratch_;
   PackedWriter out_;                      // requests held for Flush (coalesce)
+  std::vector<std::string> link_ids_;     // links > 1: the ROUTER's connection names
+  size_t next_link_ = 0;
   std::vector<zmq::message_t> frames_;    // reused receive buffer
 };
 

@@ -114,7 +114,7 @@ Result<Connection*> Router::Open(const std::string& address, const std::string& 
   if (!slot) {
     auto connection =
         std::make_unique<Connection>(
-            ctx_, host, port, ConnectionOptions{options_.request_timeout, options_.coalesce});
+            ctx_, host, port, ConnectionOptions{options_.request_timeout, options_.coalesce, options_.links});
     if (Status s = connection->Open(); !s.ok()) return s;
     slot = std::move(connection);
   }

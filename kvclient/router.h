@@ -34,6 +34,8 @@ struct RouterOptions {
   // Connections hold requests until flushed and pack them into one frame
   // (ConnectionOptions::coalesce); the caller flushes every Connections().
   bool coalesce = false;
+  // TCP connections each Connection opens (ConnectionOptions::links).
+  int links = 1;
 };
 
 // Not thread-safe: one thread owns a Router. The context must outlive it.

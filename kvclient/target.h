@@ -2,7 +2,10 @@
 // workloads and the report are the same for every target. Two kinds:
 //
 //   cluster  -bh/-bp: a kvnode or a kvbroker, routed like kvclient (Router),
-//            `lanes` DEALER connections per node, replies matched by request id;
+//            one socket per node with `lanes` TCP connections to it (a ROUTER
+//            naming each; one DEALER when lanes is 1), the requests issued
+//            between two Polls packed into one frame per node, replies matched
+//            by request id;
 //            server_not_responsible is resent after a ring refresh, and
 //            server_stopped/write_lock/overloaded after a back-off (not errors)
 //   redis    --target redis://HOST:PORT: `lanes` hiredis connections, requests

@@ -47,7 +47,7 @@ void ValueCache::Touch(const std::string& key, Entry& e) {
       }
       ++e.freq;
       auto& to = buckets_[e.freq];
-      e.pos = to.insert(to.end(), key);
+      e.pos = to.insert(to.end(), &key);
       break;
     }
   }
@@ -65,7 +65,7 @@ void ValueCache::Unlink(const std::string& key, Entry& e) {
 }
 
 void ValueCache::EvictOne() {
-  std::string victim;
+  const std::string* victim = nullptr;
   if (strategy_ == CacheStrategy::kLfu) {
     auto bucket = buckets_.find(min_freq_);
     if (bucket == buckets_.end()) {
@@ -80,7 +80,7 @@ void ValueCache::EvictOne() {
     if (order_.empty()) return;
     victim = order_.front();
   }
-  Erase(victim);
+  Erase(*victim);  // the view dies with the entry, after the lookup
 }
 
 void ValueCache::Put(std::string_view key, std::string_view value) {
@@ -100,10 +100,10 @@ void ValueCache::Put(std::string_view key, std::string_view value) {
   (void)inserted;
   if (strategy_ == CacheStrategy::kLfu) {
     auto& bucket = buckets_[1];
-    pos->second.pos = bucket.insert(bucket.end(), pos->first);
+    pos->second.pos = bucket.insert(bucket.end(), &pos->first);
     min_freq_ = 1;
   } else {
-    pos->second.pos = order_.insert(order_.end(), pos->first);
+    pos->second.pos = order_.insert(order_.end(), &pos->first);
   }
 }
 

@@ -48,7 +48,7 @@ class ValueCache {
   struct Entry {
     std::string value;
     uint64_t freq = 1;                       // LFU use count
-    std::list<std::string>::iterator pos;    // place in order_ (FIFO/LRU) or buckets_[freq] (LFU)
+    std::list<const std::string*>::iterator pos;  // place in order_ (FIFO/LRU) or buckets_[freq] (LFU)
   };
   void Touch(const std::string& key, Entry& e);
   void EvictOne();
@@ -63,10 +63,12 @@ class ValueCache {
     size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
   };
   std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>> entries_;
+  // The lists point at the keys in entries_ (its elements never move), so a
+  // miss that evicts copies no key.
   // FIFO: insertion order; LRU: recency order. Front = next to evict.
-  std::list<std::string> order_;
+  std::list<const std::string*> order_;
   // LFU: per use count, keys in recency order (front = least recent).
-  std::unordered_map<uint64_t, std::list<std::string>> buckets_;
+  std::unordered_map<uint64_t, std::list<const std::string*>> buckets_;
   uint64_t min_freq_ = 0;
 };
 

@@ -22,7 +22,7 @@ class MemTable {
  public:
   // nullptr when the memtable knows nothing about key.
   const MemEntry* Find(std::string_view key) const {
-    auto it = entries_.find(std::string(key));
+    auto it = entries_.find(key);
     return it == entries_.end() ? nullptr : &it->second;
   }
   void Put(std::string_view key, std::string_view value, uint64_t seq, uint64_t version = 0) {
@@ -32,7 +32,13 @@ class MemTable {
     Set(key, MemEntry{{}, true, seq, version});
   }
 
-  const std::unordered_map<std::string, MemEntry>& entries() const { return entries_; }
+  // Transparent: a lookup by string_view builds no std::string.
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
+  };
+  using Map = std::unordered_map<std::string, MemEntry, KeyHash, std::equal_to<>>;
+  const Map& entries() const { return entries_; }
   size_t approximate_bytes() const { return bytes_; }
   uint64_t max_seq() const { return max_seq_; }
   bool empty() const { return entries_.empty(); }
@@ -50,7 +56,7 @@ class MemTable {
     bytes_ += e.value.size();
     it->second = std::move(e);
   }
-  std::unordered_map<std::string, MemEntry> entries_;
+  Map entries_;
   size_t bytes_ = 0;
   uint64_t max_seq_ = 0;
 };

@@ -407,6 +407,21 @@ void Server::AnswerGet(const zmq::message_t& identity, uint64_t request_id, std:
   Reply reply;
   reply.request_id = request_id;
   reply.key = key;
+  // Recent writes are in memory already: answer from there, and keep the
+  // cache (and its churn) for what only LMDB has.
+  std::string_view recent;
+  switch (store_->FindRecent(key, &recent)) {
+    case Store::Recent::kValue:
+      reply.status = WireStatus::GET_SUCCESS;
+      reply.value = recent;
+      Send(identity, reply);
+      return;
+    case Store::Recent::kDeleted:
+      reply.status = WireStatus::GET_ERROR;
+      Send(identity, reply);
+      return;
+    case Store::Recent::kUnknown: break;
+  }
   if (const std::string* cached = cache_.Get(key)) {
     reply.status = WireStatus::GET_SUCCESS;
     reply.value = *cached;

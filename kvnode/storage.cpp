@@ -357,6 +357,18 @@ Status Store::Get(std::string_view key, std::string* value, uint64_t* version) {
   return LmdbGet(key, value, version);
 }
 
+Store::Recent Store::FindRecent(std::string_view key, std::string_view* value) const {
+  for (const MemTable* t : {static_cast<const MemTable*>(active_.get()), frozen_.get()}) {
+    if (t == nullptr) continue;
+    if (const MemEntry* e = t->Find(key)) {
+      if (e->deleted) return Recent::kDeleted;
+      *value = e->value;
+      return Recent::kValue;
+    }
+  }
+  return Recent::kUnknown;
+}
+
 Result<std::optional<uint64_t>> Store::Lookup(std::string_view key) {
   for (const MemTable* t : {static_cast<const MemTable*>(active_.get()), frozen_.get()}) {
     if (t == nullptr) continue;

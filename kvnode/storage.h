@@ -107,6 +107,13 @@ class Store {
   // gets the value's entry version (0 = unknown).
   Status Get(std::string_view key, std::string* value, uint64_t* version = nullptr);
 
+  // What the write-ahead log's in-memory tables (not yet in LMDB) know of key,
+  // without copying: kValue with *value viewing the value (valid until the
+  // next Write or flush event), kDeleted for a tombstone, kUnknown when only
+  // LMDB can tell (then Get).
+  enum class Recent { kUnknown, kValue, kDeleted };
+  Recent FindRecent(std::string_view key, std::string_view* value) const;
+
   // Applies ops in order, durably (per options.sync) before returning.
   // (*existed)[i] tells whether ops[i]'s key held a value just before it; a
   // delete of an absent key changes nothing. existed may be null when the

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,6 +60,47 @@ class FakeNode {
     r.key = std::string(request.key);
     r.value = std::string(request.value);
     return r;
+  }
+
+  // Every request of the next frame (a packed frame holds several), or none
+  // if no frame arrives within the deadline.
+  std::vector<Received> ReceivePacked(std::chrono::milliseconds deadline = 5s) {
+    std::vector<Received> out;
+    zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, deadline) == 0) return out;
+    std::vector<zmq::message_t> frames;
+    REQUIRE(kv::RecvMultipart(router_, &frames, 2) == 2);
+    kv::DecodeScratch scratch;
+    kv::PackedReader reader(frames[1], scratch);
+    while (!reader.done()) {
+      kv::Request request;
+      uint64_t id = 0;
+      REQUIRE(reader.NextRequest(&request, &id).ok());
+      Received r;
+      r.identity.copy(frames[0]);
+      r.request_id = request.request_id;
+      r.op = request.op;
+      r.key = std::string(request.key);
+      r.value = std::string(request.value);
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  // Answers every request in one packed frame to their (common) sender.
+  void ReplyPacked(const std::vector<Received>& to, WireStatus status) {
+    kv::PackedWriter writer;
+    for (const auto& r : to) {
+      kv::Reply reply;
+      reply.request_id = r.request_id;
+      reply.status = status;
+      reply.key = r.key;
+      writer.Add(reply);
+    }
+    zmq::message_t identity;
+    identity.copy(const_cast<zmq::message_t&>(to.front().identity));
+    router_.send(identity, zmq::send_flags::sndmore);
+    router_.send(writer.Take(), zmq::send_flags::none);
   }
 
   void Reply(const Received& to, uint64_t request_id, WireStatus status,
@@ -251,4 +293,50 @@ TEST_CASE("reply status words map to Status codes a program can branch on", "[cl
   CHECK(kv::client::ToStatus(r).code() == kv::Status::Code::kOverloaded);
   r.status = WireStatus::SERVER_STOPPED;
   CHECK(kv::client::ToStatus(r).code() == kv::Status::Code::kUnavailable);
+}
+
+TEST_CASE("a coalescing connection packs requests until Flush and spreads frames over its links",
+          "[client][packed]") {
+  FakeNode node;
+  zmq::context_t ctx;
+  kv::client::ConnectionOptions options;
+  options.coalesce = true;
+  options.links = 3;
+  Connection c(ctx, "127.0.0.1", node.port(), options);
+  REQUIRE(c.Open().ok());
+  std::set<std::string> identities;
+  size_t answered = 0;
+  for (int round = 0; round < 6; ++round) {
+    for (int i = 0; i < 10; ++i) {
+      REQUIRE(c.Send(Op::kGet, "key-" + std::to_string(round * 10 + i)).ok());
+    }
+    CHECK(c.held() == 10);
+    // Nothing leaves before Flush.
+    CHECK(node.ReceivePacked(50ms).empty());
+    REQUIRE(c.Flush().ok());
+    CHECK(c.held() == 0);
+    auto frame = node.ReceivePacked();
+    REQUIRE(frame.size() == 10);  // one frame with all ten, in order
+    for (int i = 0; i < 10; ++i) CHECK(frame[i].key == "key-" + std::to_string(round * 10 + i));
+    identities.insert(std::string(static_cast<const char*>(frame[0].identity.data()),
+                                  frame[0].identity.size()));
+    node.ReplyPacked(frame, WireStatus::GET_ERROR);
+    answered += CollectAtLeast(c, 10).size();
+  }
+  CHECK(answered == 60);
+  CHECK(c.in_flight() == 0);
+  // Frames went round robin over three separate connections to the node.
+  CHECK(identities.size() == 3);
+}
+
+TEST_CASE("a connection that does not coalesce sends every request at once", "[client][packed]") {
+  FakeNode node;
+  zmq::context_t ctx;
+  Connection c(ctx, "127.0.0.1", node.port());
+  REQUIRE(c.Open().ok());
+  REQUIRE(c.Send(Op::kGet, "a").ok());
+  REQUIRE(c.Send(Op::kGet, "b").ok());
+  CHECK(c.held() == 0);
+  CHECK(node.ReceivePacked().size() == 1);
+  CHECK(node.ReceivePacked().size() == 1);
 }
