@@ -200,6 +200,7 @@ Status Server::Run() {
         if (auto ring = link_->OnPoll(&items[kLink])) ApplyRing(std::move(ring));
       }
       if (items[0].revents & ZMQ_POLLIN) ProcessIncoming();
+      ApplyDeferredReplicates();  // if no client batch took them along
       if (items[notify_at].revents & ZMQ_POLLIN) notifier_->OnReadable();
       if (cluster_mode()) ClusterTick();
     } catch (const std::exception& e) {
@@ -238,6 +239,7 @@ Status Server::Run() {
   for (auto& stream : streams_) {
     DropStreamHolds(*stream, Status::Unavailable("node stopping before every replica confirmed"));
   }
+  ApplyDeferredReplicates();
   FlushReplies();
   spdlog::info("kvnode stopping: flushing and closing (last seq {})", store_->last_seq());
   socket_.set(zmq::sockopt::linger, 1000);
@@ -506,7 +508,24 @@ void Server::CommitBatch() {
     for (size_t i = 0; i < ops.size(); ++i) hold_ids[i] = HoldWrite(batch_[op_pending[i]]);
     ReplicateWrites(ops, versions, hold_ids);
   }
-  Status failure = store_->Write(ops, &existed, &prev_versions);
+  // Replicated writes read this turn share the group commit (one fsync); the
+  // ranges a node replicates and the range it is primary of do not overlap,
+  // and they come first, as they were read first.
+  Status failure;
+  if (!deferred_run_.empty()) {
+    ReplicaApply apply = PrepareReplicates(deferred_run_);
+    const size_t replicated = apply.ops.size();
+    std::vector<WriteOp> all = apply.ops;
+    all.insert(all.end(), ops.begin(), ops.end());
+    failure = store_->Write(all, &existed, &prev_versions);
+    FinishReplicates(deferred_run_, apply, failure);
+    if (failure.ok()) {
+      existed.erase(existed.begin(), existed.begin() + replicated);
+      prev_versions.erase(prev_versions.begin(), prev_versions.begin() + replicated);
+    }
+  } else {
+    failure = store_->Write(ops, &existed, &prev_versions);
+  }
   if (!failure.ok()) {
     spdlog::error("group commit of {} writes failed: {}", ops.size(), failure.ToString());
   }

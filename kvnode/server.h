@@ -133,6 +133,20 @@ class Server {
   void DropStreamHolds(ReplicaStream& stream, const Status& outcome);
   // Applies a run of Replicate messages with one group commit and acks each.
   void ApplyReplicates(std::vector<std::pair<zmq::message_t, ReplicateMessage>>& run);
+  // The same in two halves around a Write the caller makes, so a replica's
+  // writes and its own clients' writes share one group commit (one fsync).
+  struct ReplicaApply {
+    std::vector<ReplicateAckMessage> acks;      // one per message of the run
+    std::vector<WriteOp> ops;                   // views into the run
+    std::vector<size_t> applied;                // messages whose entries are in ops
+    std::map<std::string, SourceState> updated;  // source states once ops are durable
+  };
+  ReplicaApply PrepareReplicates(
+      const std::vector<std::pair<zmq::message_t, ReplicateMessage>>& run);
+  void FinishReplicates(std::vector<std::pair<zmq::message_t, ReplicateMessage>>& run,
+                        ReplicaApply& apply, const Status& s);
+  // Applies deferred_run_ on its own (when no client batch took it along).
+  void ApplyDeferredReplicates();
   // After a ring change: streams to the new replica set, promotion replay.
   void ReconcileReplication(const std::optional<HashRange>& old_write_range);
   void ReplicationTick(Clock::time_point now);
@@ -213,6 +227,10 @@ class Server {
   uint64_t version_counter_ = 0;                         // within version_ring_
   uint64_t version_ring_ = 0;
   std::map<std::string, SourceState> sources_;           // as replica, by primary host:port
+  // The last run of Replicate messages a loop turn read: applied with the
+  // turn's client batch (one fsync for both), or alone at the end of the
+  // turn, and always before a new ring is applied. Empty between turns.
+  std::vector<std::pair<zmq::message_t, ReplicateMessage>> deferred_run_;
   // Keys with a write applied here but not yet acknowledged everywhere it
   // must be; a linearizable get of one waits (parked_reads_).
   std::unordered_map<std::string, int> unacked_keys_;

@@ -43,6 +43,8 @@ double Seconds(std::chrono::steady_clock::duration d) {
 
 void Server::ApplyRing(std::shared_ptr<const Ring> ring) {
   if (ring_ && ring->version() <= ring_->version()) return;
+  // Replicates read before this ring are judged by the ring they were sent in.
+  ApplyDeferredReplicates();
   std::optional<HashRange> held_before;
   if (ring_) {
     if (auto held = ring_->ReadRangeOf(self_); held.ok()) held_before = *held;
@@ -122,8 +124,10 @@ void Server::FinishTransfers() {
 
 void Server::ProcessPeer() {
   // Consecutive Replicates are applied with one group commit; anything else
-  // first applies the run before it, so messages take effect in order.
-  std::vector<std::pair<zmq::message_t, ReplicateMessage>> run;
+  // first applies the run before it, so messages take effect in order. The
+  // last run waits in deferred_run_ for this turn's client batch.
+  std::vector<std::pair<zmq::message_t, ReplicateMessage>>& run = deferred_run_;
+  ApplyDeferredReplicates();
   for (int i = 0; i < 256; ++i) {
     size_t total = RecvMultipart(peer_, &frames_, 3, zmq::recv_flags::dontwait);
     if (total == 0) break;
@@ -156,7 +160,6 @@ void Server::ProcessPeer() {
       spdlog::error("internal error handling a peer message: {}", e.what());
     }
   }
-  if (!run.empty()) ApplyReplicates(run);
 }
 
 void Server::HandlePeerMessage(const zmq::message_t& identity, const zmq::message_t& frame) {

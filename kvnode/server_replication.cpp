@@ -169,11 +169,23 @@ void Server::ReplicationTick(Clock::time_point now) {
 }
 
 void Server::ApplyReplicates(std::vector<std::pair<zmq::message_t, ReplicateMessage>>& run) {
-  std::vector<ReplicateAckMessage> acks(run.size());
-  std::vector<WriteOp> ops;
-  std::vector<size_t> applied;  // indexes into run whose entries are in ops
-  // Source states as they will be once the batch is durable.
-  std::map<std::string, SourceState> updated;
+  ReplicaApply apply = PrepareReplicates(run);
+  Status s = apply.ops.empty() ? Status::Ok() : store_->Write(apply.ops, nullptr);
+  FinishReplicates(run, apply, s);
+}
+
+void Server::ApplyDeferredReplicates() {
+  if (!deferred_run_.empty()) ApplyReplicates(deferred_run_);
+}
+
+Server::ReplicaApply Server::PrepareReplicates(
+    const std::vector<std::pair<zmq::message_t, ReplicateMessage>>& run) {
+  ReplicaApply apply;
+  std::vector<ReplicateAckMessage>& acks = apply.acks;
+  std::vector<WriteOp>& ops = apply.ops;
+  std::vector<size_t>& applied = apply.applied;
+  std::map<std::string, SourceState>& updated = apply.updated;
+  acks.resize(run.size());
   uint64_t version = ring_ ? ring_->version() : 0;
   for (size_t i = 0; i < run.size(); ++i) {
     const ReplicateMessage& m = run[i].second;
@@ -239,9 +251,15 @@ void Server::ApplyReplicates(std::vector<std::pair<zmq::message_t, ReplicateMess
     }
     applied.push_back(i);
   }
-  Status s = ops.empty() ? Status::Ok() : store_->Write(ops, nullptr);
+  return apply;
+}
+
+void Server::FinishReplicates(std::vector<std::pair<zmq::message_t, ReplicateMessage>>& run,
+                              ReplicaApply& apply, const Status& s) {
+  std::vector<ReplicateAckMessage>& acks = apply.acks;
+  const std::vector<WriteOp>& ops = apply.ops;
   if (s.ok()) {
-    for (auto& [key, state] : updated) sources_[key] = std::move(state);
+    for (auto& [key, state] : apply.updated) sources_[key] = std::move(state);
     for (const auto& op : ops) {
       cache_.Erase(op.key);
       NoteReplicated(std::string(op.key));
@@ -254,7 +272,7 @@ void Server::ApplyReplicates(std::vector<std::pair<zmq::message_t, ReplicateMess
     }
   } else {
     spdlog::error("applying {} replicated writes failed: {}", ops.size(), s.ToString());
-    for (size_t i : applied) {
+    for (size_t i : apply.applied) {
       acks[i].refusal = wire::ReplicateRefusal::ERROR;
       acks[i].reason = s.message();
     }
