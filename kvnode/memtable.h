@@ -26,10 +26,10 @@ class MemTable {
     return it == entries_.end() ? nullptr : &it->second;
   }
   void Put(std::string_view key, std::string_view value, uint64_t seq, uint64_t version = 0) {
-    Set(key, MemEntry{std::string(value), false, seq, version});
+    Set(key, value, false, seq, version);
   }
   void Delete(std::string_view key, uint64_t seq, uint64_t version = 0) {
-    Set(key, MemEntry{{}, true, seq, version});
+    Set(key, {}, true, seq, version);
   }
 
   // Transparent: a lookup by string_view builds no std::string.
@@ -45,16 +45,24 @@ class MemTable {
 
  private:
   static constexpr size_t kEntryOverhead = 64;
-  void Set(std::string_view key, MemEntry e) {
-    if (e.seq > max_seq_) max_seq_ = e.seq;
-    auto [it, inserted] = entries_.try_emplace(std::string(key));
-    if (inserted) {
+  // Overwrites in place: an update of a key already here reuses its entry
+  // (and the value's buffer when it fits), so it allocates nothing.
+  void Set(std::string_view key, std::string_view value, bool deleted, uint64_t seq,
+           uint64_t version) {
+    if (seq > max_seq_) max_seq_ = seq;
+    auto it = entries_.find(key);
+    if (it == entries_.end()) {
+      it = entries_.emplace(std::string(key), MemEntry{}).first;
       bytes_ += key.size() + kEntryOverhead;
     } else {
       bytes_ -= it->second.value.size();
     }
-    bytes_ += e.value.size();
-    it->second = std::move(e);
+    MemEntry& e = it->second;
+    e.value.assign(value);
+    e.deleted = deleted;
+    e.seq = seq;
+    e.version = version;
+    bytes_ += value.size();
   }
   Map entries_;
   size_t bytes_ = 0;

@@ -208,7 +208,7 @@ class Server {
   std::optional<HashRange> held_now_, held_before_;
   RangeList received_ranges_;  // transfers into this node completed in this ring
   bool early_replicated_full_ = false;  // warned about the bound in this ring
-  void NoteReplicated(const std::string& key);
+  void NoteReplicated(std::string_view key);
   std::map<uint64_t, HeldReply> held_;          // parked client replies by hold id
   uint64_t next_hold_id_ = 1;
   std::map<std::string, zmq::socket_t> peer_links_;  // by "host:peer_port"

@@ -64,11 +64,13 @@ void Server::SendReplicate(ReplicaStream& stream, ReplInFlight& in_flight) {
   (void)PeerLink(stream.replica).send(msg, zmq::send_flags::dontwait);
 }
 
-void Server::NoteReplicated(const std::string& key) {
+void Server::NoteReplicated(std::string_view key) {
   // Bounded: a range whose transfer never comes (given up) stops being
   // recorded past this many keys, with a warning.
   constexpr size_t kMaxEarlyReplicated = 1 << 20;
-  if (!held_now_) return;
+  // Nothing is newly held when this ring gave the node the ranges it had
+  // (the steady state): no key can race a transfer's first chunk.
+  if (!held_now_ || held_now_ == held_before_) return;
   Hash128 pos = KeyPosition(key);
   if (!held_now_->Contains(pos) || (held_before_ && held_before_->Contains(pos)) ||
       RangesContain(received_ranges_, pos)) {
@@ -82,7 +84,7 @@ void Server::NoteReplicated(const std::string& key) {
                  kMaxEarlyReplicated);
     return;
   }
-  early_replicated_.insert(key);
+  early_replicated_.emplace(key);
 }
 
 void Server::DropStreamHolds(ReplicaStream& stream, const Status& outcome) {
@@ -262,7 +264,7 @@ void Server::FinishReplicates(std::vector<std::pair<zmq::message_t, ReplicateMes
     for (auto& [key, state] : apply.updated) sources_[key] = std::move(state);
     for (const auto& op : ops) {
       cache_.Erase(op.key);
-      NoteReplicated(std::string(op.key));
+      NoteReplicated(op.key);
       // A snapshot entry arriving later must not overwrite this newer write.
       for (auto& [tid, in] : incoming_) {
         if (!in.snapshot_complete && RangesContain(in.ranges, KeyPosition(op.key))) {
