@@ -204,9 +204,18 @@ bool HasLoadPhase(const std::string& workload) {
 }
 
 std::string KeyFor(uint64_t record) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "user%012llu", static_cast<unsigned long long>(record));
-  return buf;
+  // "user" and at least 12 digits, zero-padded (printf's "user%012llu"), by
+  // hand: this runs once per request.
+  char digits[20];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + record % 10);
+    record /= 10;
+  } while (record != 0);
+  std::string key = "user";
+  key.append(n < 12 ? static_cast<size_t>(12 - n) : 0, '0');
+  while (n > 0) key.push_back(digits[--n]);
+  return key;
 }
 
 }  // namespace kv::bench

@@ -331,7 +331,8 @@ void Server::HandleRequest(const zmq::message_t& identity, const Request& reques
   if (TryAnswerNow(identity, request)) return;
 
   const bool write = request.op == Op::kPut || request.op == Op::kDelete;
-  if (write && !batch_read_keys_.empty() && batch_read_keys_.count(std::string(request.key))) {
+  if (write && !batch_read_keys_.empty() &&
+      batch_read_keys_.find(request.key) != batch_read_keys_.end()) {
     // A read of this key earlier in the batch must not see this later write:
     // commit what came before first (requests are taken in order).
     FlushReplies();
@@ -387,7 +388,7 @@ bool Server::TryAnswerNow(const zmq::message_t& identity, const Request& request
       return true;
     }
     case Op::kGet: {
-      if (batch_keys_.count(std::string(request.key)) != 0) return false;
+      if (!batch_keys_.empty() && batch_keys_.find(request.key) != batch_keys_.end()) return false;
       if (!request.stale_ok && !KeyQuiet(request.key)) {
         // A write of this key is not yet on every replica: answering with it
         // now could show a value a fail-over then loses.

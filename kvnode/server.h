@@ -152,7 +152,9 @@ class Server {
   void ReplicationTick(Clock::time_point now);
   uint64_t AckedThrough() const;
   // A get the primary may answer now: no write of its key is unacknowledged.
-  bool KeyQuiet(std::string_view key) const { return unacked_keys_.count(std::string(key)) == 0; }
+  bool KeyQuiet(std::string_view key) const {
+    return unacked_keys_.empty() || unacked_keys_.find(key) == unacked_keys_.end();
+  }
   void AnswerGet(const zmq::message_t& identity, uint64_t request_id, std::string_view key);
 
   // Notifications (server_notify.cpp, kvnode/notifier.h).
@@ -180,8 +182,14 @@ class Server {
   int stop_requests_ = 0;
 
   std::vector<Pending> batch_;
-  std::unordered_set<std::string> batch_keys_;  // keys written by batch_
-  std::unordered_set<std::string> batch_read_keys_;  // keys batch_ reads after writing them
+  // Transparent: the read path looks keys up by string_view, allocating nothing.
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using KeySet = std::unordered_set<std::string, StringHash, std::equal_to<>>;
+  KeySet batch_keys_;       // keys written by batch_
+  KeySet batch_read_keys_;  // keys batch_ reads after writing them
   std::vector<zmq::message_t> frames_;          // reused receive buffer
   DecodeScratch scratch_;
   std::string value_buf_;                       // reused read buffer
@@ -233,7 +241,7 @@ class Server {
   std::vector<std::pair<zmq::message_t, ReplicateMessage>> deferred_run_;
   // Keys with a write applied here but not yet acknowledged everywhere it
   // must be; a linearizable get of one waits (parked_reads_).
-  std::unordered_map<std::string, int> unacked_keys_;
+  std::unordered_map<std::string, int, StringHash, std::equal_to<>> unacked_keys_;
   struct ParkedRead {
     zmq::message_t identity;
     uint64_t request_id = 0;

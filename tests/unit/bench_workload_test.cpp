@@ -158,4 +158,8 @@ TEST_CASE("unknown workloads and bad options are refused", "[kvbench][workload]"
   CHECK_FALSE(MakeWorkload("mix", {kRecords, 1.5}).ok());
   for (const auto& name : WorkloadNames()) CHECK(MakeWorkload(name, {kRecords}).ok());
   CHECK(KeyFor(42) == "user000000000042");
+  CHECK(KeyFor(0) == "user000000000000");
+  CHECK(KeyFor(999999999999ull) == "user999999999999");
+  CHECK(KeyFor(1234567890123ull) == "user1234567890123");  // wider than 12 digits: not cut
+  CHECK(KeyFor(18446744073709551615ull) == "user18446744073709551615");
 }
