@@ -392,10 +392,11 @@ bool Server::TryAnswerNow(const zmq::message_t& identity, const Request& request
       if (!request.stale_ok && !KeyQuiet(request.key)) {
         // A write of this key is not yet on every replica: answering with it
         // now could show a value a fail-over then loses.
-        ParkedRead p;
-        p.identity.rebuild(identity.data(), identity.size());
-        p.request_id = request.request_id;
-        parked_reads_[std::string(request.key)].push_back(std::move(p));
+        std::string_view value;
+        std::string reason;
+        WireStatus status = ReadLatest(request.key, &value, &reason);
+        parked_reads_[std::string(request.key)].push_back(
+            Park(identity, request.request_id, status, value, reason));
         return true;
       }
       AnswerGet(identity, request.request_id, request.key);
@@ -406,44 +407,52 @@ bool Server::TryAnswerNow(const zmq::message_t& identity, const Request& request
   }
 }
 
+WireStatus Server::ReadLatest(std::string_view key, std::string_view* value,
+                              std::string* reason) {
+  // Recent writes are in memory already: answer from there, and keep the
+  // cache (and its churn) for what only LMDB has.
+  switch (store_->FindRecent(key, value)) {
+    case Store::Recent::kValue: return WireStatus::GET_SUCCESS;
+    case Store::Recent::kDeleted: return WireStatus::GET_ERROR;
+    case Store::Recent::kUnknown: break;
+  }
+  if (const std::string* cached = cache_.Get(key)) {
+    *value = *cached;
+    return WireStatus::GET_SUCCESS;
+  }
+  Status s = store_->Get(key, &value_buf_);
+  if (s.ok()) {
+    cache_.Put(key, value_buf_);
+    *value = value_buf_;
+    return WireStatus::GET_SUCCESS;
+  }
+  if (!s.IsNotFound()) {
+    spdlog::error("get failed: {}", s.ToString());
+    *reason = s.message();
+  }
+  return WireStatus::GET_ERROR;
+}
+
 void Server::AnswerGet(const zmq::message_t& identity, uint64_t request_id, std::string_view key) {
   Reply reply;
   reply.request_id = request_id;
   reply.key = key;
-  // Recent writes are in memory already: answer from there, and keep the
-  // cache (and its churn) for what only LMDB has.
-  std::string_view recent;
-  switch (store_->FindRecent(key, &recent)) {
-    case Store::Recent::kValue:
-      reply.status = WireStatus::GET_SUCCESS;
-      reply.value = recent;
-      Send(identity, reply);
-      return;
-    case Store::Recent::kDeleted:
-      reply.status = WireStatus::GET_ERROR;
-      Send(identity, reply);
-      return;
-    case Store::Recent::kUnknown: break;
-  }
-  if (const std::string* cached = cache_.Get(key)) {
-    reply.status = WireStatus::GET_SUCCESS;
-    reply.value = *cached;
-    Send(identity, reply);
-    return;
-  }
-  Status s = store_->Get(key, &value_buf_);
-  if (s.ok()) {
-    reply.status = WireStatus::GET_SUCCESS;
-    reply.value = value_buf_;
-    cache_.Put(key, value_buf_);
-  } else {
-    reply.status = WireStatus::GET_ERROR;
-    if (!s.IsNotFound()) {
-      spdlog::error("get failed: {}", s.ToString());
-      reply.reason = s.message();
-    }
-  }
+  std::string reason;
+  reply.status = ReadLatest(key, &reply.value, &reason);
+  reply.reason = reason;
   Send(identity, reply);
+}
+
+Server::ParkedRead Server::Park(const zmq::message_t& identity, uint64_t request_id,
+                                WireStatus status, std::string_view value,
+                                std::string_view reason) {
+  ParkedRead r;
+  r.identity.rebuild(identity.data(), identity.size());
+  r.request_id = request_id;
+  r.status = status;
+  r.value.assign(value);
+  r.reason.assign(reason);
+  return r;
 }
 
 void Server::ReleaseKey(const std::string& key) {
@@ -459,15 +468,17 @@ void Server::ReleaseKey(const std::string& key) {
   probe.op = Op::kGet;
   probe.key = key;
   for (auto& r : reads) {
+    Reply reply;
+    reply.request_id = r.request_id;
+    reply.key = key;
     if (auto refusal = CheckResponsible(probe)) {
-      Reply reply;
-      reply.request_id = r.request_id;
       reply.status = *refusal;
-      reply.key = key;
-      Send(r.identity, reply);
-      continue;
+    } else {
+      reply.status = r.status;
+      reply.value = r.value;
+      reply.reason = r.reason;
     }
-    AnswerGet(r.identity, r.request_id, key);
+    Send(r.identity, reply);
   }
 }
 
@@ -599,10 +610,8 @@ void Server::CommitBatch() {
   for (size_t i = 0; i < batch_.size(); ++i) {
     const Pending& p = batch_[i];
     if (p.op != Op::kGet || KeyQuiet(p.key)) continue;
-    ParkedRead r;
-    r.identity.rebuild(p.identity.data(), p.identity.size());
-    r.request_id = p.request_id;
-    parked_reads_[p.key].push_back(std::move(r));
+    parked_reads_[p.key].push_back(
+        Park(p.identity, p.request_id, replies[i].status, replies[i].value, replies[i].reason));
     held[i] = true;
   }
   if (spdlog::should_log(spdlog::level::trace)) {

@@ -156,6 +156,10 @@ class Server {
     return unacked_keys_.empty() || unacked_keys_.find(key) == unacked_keys_.end();
   }
   void AnswerGet(const zmq::message_t& identity, uint64_t request_id, std::string_view key);
+  // key as this node has it now (recent writes, then the cache, then LMDB):
+  // GET_SUCCESS with *value (valid until the next store or cache call), or
+  // GET_ERROR with *reason empty for not found.
+  WireStatus ReadLatest(std::string_view key, std::string_view* value, std::string* reason);
 
   // Notifications (server_notify.cpp, kvnode/notifier.h).
   Status StartNotifier();
@@ -242,10 +246,19 @@ class Server {
   // Keys with a write applied here but not yet acknowledged everywhere it
   // must be; a linearizable get of one waits (parked_reads_).
   std::unordered_map<std::string, int, StringHash, std::equal_to<>> unacked_keys_;
+  // A read parked until its key is quiet. Its answer is taken when it is
+  // parked (the value the writes before it left), so a later write of the
+  // key, applied while it waits, does not change what it returns: requests
+  // are taken in order (schema/framing.h).
   struct ParkedRead {
     zmq::message_t identity;
     uint64_t request_id = 0;
+    WireStatus status = WireStatus::GET_ERROR;
+    std::string value;
+    std::string reason;
   };
+  ParkedRead Park(const zmq::message_t& identity, uint64_t request_id, WireStatus status,
+                  std::string_view value, std::string_view reason);
   std::unordered_map<std::string, std::vector<ParkedRead>> parked_reads_;
   // A replica reported a ring newer than ours in which we are not primary:
   // refuse writes until we have applied it.

@@ -234,3 +234,41 @@ TEST_CASE("killing a primary under load loses no acknowledged write and its rang
     CHECK((reply->value == value || maybe[key].count(reply->value) == 1));
   }
 }
+
+TEST_CASE("a read packed between two writes of its key answers with the first, not the second",
+          "[replication][packed]") {
+  TempDir dir;
+  Cluster cluster(dir.path(), {"--replication-factor", "3"});
+  StartNodes(cluster, 3);
+  // put k, get k, delete k in one frame to k's primary: the get is taken after
+  // the put and before the delete, and waits for the put to reach every
+  // replica; the delete, applied meanwhile, must not change its answer.
+  RoutedClient client([&] { return cluster.LivePorts(); });
+  for (int round = 0; round < 20; ++round) {
+    const std::string key = "ordered-" + std::to_string(round);
+    const std::string value = "first-" + std::to_string(round);
+    // Through the routing client first: it waits until the primary serves.
+    REQUIRE(IsWriteOk(client.Call(Op::kPut, key, "before")));
+    RawClient primary(kvtest::PrimaryPort(cluster.Keyrange(), key));
+    std::vector<kv::Request> frame(3);
+    frame[0].op = Op::kPut;
+    frame[0].value = value;
+    frame[1].op = Op::kGet;
+    frame[2].op = Op::kDelete;
+    for (uint64_t i = 0; i < 3; ++i) {
+      frame[i].request_id = i + 1;
+      frame[i].key = key;
+    }
+    primary.SendPacked(frame);
+    std::map<uint64_t, kvtest::OwnedReply> replies;
+    for (int i = 0; i < 3; ++i) {
+      auto reply = primary.Receive();
+      REQUIRE(reply);
+      replies[reply->request_id] = *reply;
+    }
+    CHECK(replies[1].status == WireStatus::PUT_UPDATE);
+    CHECK(replies[2].status == WireStatus::GET_SUCCESS);
+    CHECK(replies[2].value == value);
+    CHECK(replies[3].status == WireStatus::DELETE_SUCCESS);
+  }
+}
