@@ -55,7 +55,8 @@ class ClusterTarget : public Target {
   explicit ClusterTarget(const TargetOptions& options)
       : router_(ctx_, client::RouterOptions{options.request_timeout, options.broker_pub_port,
                                             /*lanes=*/1, /*coalesce=*/true,
-                                            /*links=*/static_cast<int>(options.lanes)}),
+                                            /*links=*/static_cast<int>(options.lanes),
+                                            /*shared_socket=*/true}),
         timeout_(options.request_timeout) {}
 
   Status Connect(const std::string& host, uint16_t port) {
@@ -98,7 +99,12 @@ class ClusterTarget : public Target {
     }
     auto ms = std::chrono::ceil<std::chrono::milliseconds>(wake - now);
     items_.clear();
-    for (Connection* c : connections) items_.push_back(c->PollItem());
+    const auto shared = router_.SharedPollItem();
+    if (shared) {
+      items_.push_back(*shared);  // every connection's replies arrive there
+    } else {
+      for (Connection* c : connections) items_.push_back(c->PollItem());
+    }
     if (auto updates = router_.UpdatesPollItem()) items_.push_back(*updates);
     try {
       zmq::poll(items_.data(), items_.size(), std::max(ms, std::chrono::milliseconds(0)));
@@ -109,10 +115,12 @@ class ClusterTarget : public Target {
     router_.PollUpdates();
     std::vector<Redirect> redirects;
     const Clock::time_point collected = Clock::now();
+    if (shared && (items_[0].revents & ZMQ_POLLIN) != 0) router_.PumpShared();
     for (size_t i = 0; i < connections.size(); ++i) {
       Connection* c = connections[i];
       completions_.clear();
-      c->Collect(collected, &completions_, (items_[i].revents & ZMQ_POLLIN) != 0);
+      const bool readable = !shared && (items_[i].revents & ZMQ_POLLIN) != 0;
+      c->Collect(collected, &completions_, readable);
       for (auto& completion : completions_) Account(c, completion, out, &redirects);
     }
     Resend(redirects);

@@ -87,7 +87,16 @@ Status Connection::Open() {
   if (port_ == 0) return Status::InvalidArgument("port 0 is not a node's port");
   try {
     const std::string endpoint = TcpEndpoint(host_, port_);
-    if (options_.links <= 1) {
+    if (options_.shared != nullptr) {
+      zmq::socket_t& shared = options_.shared->socket();
+      for (int i = 0; i < std::max(options_.links, 1); ++i) {
+        std::string id = options_.shared->NewLinkId();
+        shared.set(zmq::sockopt::connect_routing_id, id);
+        shared.connect(endpoint);
+        options_.shared->Register(id, this);
+        link_ids_.push_back(std::move(id));
+      }
+    } else if (options_.links <= 1) {
       socket_.emplace(MakeSocket(ctx_, zmq::socket_type::dealer));
       socket_->connect(endpoint);
     } else {
@@ -108,9 +117,41 @@ Status Connection::Open() {
   return Status::Ok();
 }
 
+Connection::~Connection() {
+  if (options_.shared == nullptr || link_ids_.empty()) return;
+  for (const auto& id : link_ids_) options_.shared->Unregister(id);
+  try {
+    options_.shared->socket().disconnect(TcpEndpoint(host_, port_));
+  } catch (const zmq::error_t&) {
+    // Already gone: nothing to release.
+  }
+}
+
+SharedSocket::SharedSocket(zmq::context_t& ctx)
+    : socket_(MakeSocket(ctx, zmq::socket_type::router)) {}
+
+std::string SharedSocket::NewLinkId() { return "s" + std::to_string(next_link_++); }
+
+void SharedSocket::Pump() {
+  for (;;) {
+    size_t total = 0;
+    try {
+      total = RecvMultipart(socket_, &frames_, 2, zmq::recv_flags::dontwait);
+    } catch (const zmq::error_t& e) {
+      spdlog::warn("receive failed: {}", e.what());
+      return;
+    }
+    if (total == 0) return;
+    if (total != 2) continue;  // [link][Replies] only
+    auto it = owners_.find(frames_[0].to_string());
+    if (it == owners_.end()) continue;  // a connection that has closed
+    it->second->Deliver(frames_[1]);
+  }
+}
+
 Result<uint64_t> Connection::Send(Op op, std::string_view key, std::string_view value,
                                   uint64_t ring_version, bool stale_ok) {
-  if (!socket_) return Status::Unavailable("connection to " + address_ + " is not open");
+  if (!open()) return Status::Unavailable("connection to " + address_ + " is not open");
   Request request;
   request.request_id = next_request_id_;
   request.ring_version = ring_version;
@@ -135,7 +176,7 @@ Result<uint64_t> Connection::Send(Op op, std::string_view key, std::string_view 
 }
 
 Status Connection::Flush() {
-  if (out_.empty() || !socket_) return Status::Ok();
+  if (out_.empty() || !open()) return Status::Ok();
   zmq::message_t frame = out_.Frame();
   try {
     if (!link_ids_.empty()) {
@@ -143,11 +184,11 @@ Status Connection::Flush() {
       // takes the whole message or, at a full queue, none of it.
       const std::string& id = link_ids_[next_link_++ % link_ids_.size()];
       zmq::message_t to(id.data(), id.size());
-      if (!socket_->send(to, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      if (!sock()->send(to, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
         return Status::Overloaded("send queue to " + address_ + " is full");
       }
     }
-    if (!socket_->send(frame, zmq::send_flags::dontwait)) {
+    if (!sock()->send(frame, zmq::send_flags::dontwait)) {
       // Not sent: the requests stay held for the next Flush (their timeouts run).
       return Status::Overloaded("send queue to " + address_ + " is full");
     }
@@ -160,6 +201,10 @@ Status Connection::Flush() {
 }
 
 void Connection::ReadAvailable() {
+  if (options_.shared != nullptr) {
+    options_.shared->Pump();  // delivers to this connection and the others
+    return;
+  }
   if (!socket_) return;
   for (;;) {
     size_t total = 0;
@@ -175,33 +220,35 @@ void Connection::ReadAvailable() {
       spdlog::warn("dropping a {}-frame reply from {} (expected {})", total, address_, expected);
       continue;
     }
-    const zmq::message_t& body = frames_[expected - 1];
-    PackedReader reader(body, scratch_);
-    do {
-      Reply reply;
-      Status s = reader.NextReply(&reply);
-      if (!s.ok()) {
-        if (reader.decoded() <= 1 && ProtocolVersionOf(body) == wire::CONTROL_VERSION) {
-          // A kvbroker answering a kv request: there is no request id to match.
-          ++control_replies_;
-          spdlog::debug("dropping a control-protocol reply from {} (a kvbroker?)", address_);
-          break;
-        }
-        spdlog::warn("dropping an unreadable reply from {}: {}", address_, s.ToString());
-        break;
-      }
-      auto it = pending_.find(reply.request_id);
-      if (it == pending_.end()) {
-        ++stale_replies_;
-        spdlog::debug("dropping reply {} from {}: no such request in flight", reply.request_id,
-                      address_);
-        continue;
-      }
-      ready_.push_back(
-          Completion{reply.request_id, it->second.op, it->second.sent_at, Own(reply)});
-      pending_.erase(it);
-    } while (!reader.done());
+    Deliver(frames_[expected - 1]);
   }
+}
+
+void Connection::Deliver(const zmq::message_t& body) {
+  PackedReader reader(body, scratch_);
+  do {
+    Reply reply;
+    Status s = reader.NextReply(&reply);
+    if (!s.ok()) {
+      if (reader.decoded() <= 1 && ProtocolVersionOf(body) == wire::CONTROL_VERSION) {
+        // A kvbroker answering a kv request: there is no request id to match.
+        ++control_replies_;
+        spdlog::debug("dropping a control-protocol reply from {} (a kvbroker?)", address_);
+        return;
+      }
+      spdlog::warn("dropping an unreadable reply from {}: {}", address_, s.ToString());
+      return;
+    }
+    auto it = pending_.find(reply.request_id);
+    if (it == pending_.end()) {
+      ++stale_replies_;
+      spdlog::debug("dropping reply {} from {}: no such request in flight", reply.request_id,
+                    address_);
+      continue;
+    }
+    ready_.push_back(Completion{reply.request_id, it->second.op, it->second.sent_at, Own(reply)});
+    pending_.erase(it);
+  } while (!reader.done());
 }
 
 void Connection::ExpireBefore(Clock::time_point now) {
@@ -266,6 +313,7 @@ std::optional<Clock::time_point> Connection::NextDeadline() const {
 zmq::pollitem_t Connection::PollItem() {
   // Without a socket, fd -1 with no events makes zmq::poll ignore the item
   // (a null socket with fd 0 would poll stdin).
+  if (options_.shared != nullptr) return options_.shared->PollItem();
   if (!socket_) return zmq::pollitem_t{nullptr, -1, 0, 0};
   return zmq::pollitem_t{socket_->handle(), 0, ZMQ_POLLIN, 0};
 }

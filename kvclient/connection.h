@@ -47,6 +47,33 @@ Status ToStatus(const KvReply& reply);
 // control protocol. nullopt when the frame is not a readable message.
 std::optional<uint16_t> ProtocolVersionOf(const zmq::message_t& frame);
 
+class Connection;
+
+// One ROUTER socket that many Connections send and receive through, so a
+// poll loop over many nodes polls and reads one socket per turn (kvbench:
+// ZeroMQ costs system calls per socket polled and per empty read). Each
+// Connection names its TCP connections on it (ZMQ_CONNECT_ROUTING_ID); Pump()
+// reads every frame waiting and hands it to the Connection that owns its
+// link. Not thread-safe; must outlive the Connections that use it.
+class SharedSocket {
+ public:
+  explicit SharedSocket(zmq::context_t& ctx);
+  zmq::socket_t& socket() { return socket_; }
+  zmq::pollitem_t PollItem() { return zmq::pollitem_t{socket_.handle(), 0, ZMQ_POLLIN, 0}; }
+  // A link name no other connection on this socket has had.
+  std::string NewLinkId();
+  void Register(const std::string& link, Connection* owner) { owners_[link] = owner; }
+  void Unregister(const std::string& link) { owners_.erase(link); }
+  // Reads what is waiting and delivers it; frames of unknown links are dropped.
+  void Pump();
+
+ private:
+  zmq::socket_t socket_;
+  std::map<std::string, Connection*> owners_;
+  uint64_t next_link_ = 1;
+  std::vector<zmq::message_t> frames_;
+};
+
 struct ConnectionOptions {
   // How long a request may wait for its reply before it counts as timed out.
   std::chrono::milliseconds request_timeout{3000};
@@ -60,6 +87,9 @@ struct ConnectionOptions {
   // One socket with several connections costs the poll loop as little as a
   // single connection (kvbench --connections).
   int links = 1;
+  // Send and receive through this socket instead of one of the connection's
+  // own (not owned; it must outlive the connection).
+  SharedSocket* shared = nullptr;
 };
 
 // One finished request: a reply arrived (result ok) or the request expired
@@ -81,6 +111,7 @@ struct Completion {
 class Connection {
  public:
   Connection(zmq::context_t& ctx, std::string host, uint16_t port, ConnectionOptions options = {});
+  ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -131,7 +162,11 @@ class Connection {
   std::optional<Clock::time_point> NextDeadline() const;
 
   // For zmq::poll over several connections (single-threaded event loops).
+  // With a SharedSocket, its item (poll it once, not once per connection).
   zmq::pollitem_t PollItem();
+
+  // One reply frame that arrived for this connection (SharedSocket::Pump).
+  void Deliver(const zmq::message_t& body);
 
  private:
   struct Pending {
@@ -140,6 +175,8 @@ class Connection {
   };
   // Reads replies already waiting on the socket into ready_.
   void ReadAvailable();
+  zmq::socket_t* sock() { return options_.shared ? &options_.shared->socket() : &*socket_; }
+  bool open() const { return options_.shared ? !link_ids_.empty() : socket_.has_value(); }
   void ExpireBefore(Clock::time_point now);
 
   zmq::context_t& ctx_;

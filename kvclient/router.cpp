@@ -19,6 +19,7 @@ struct Candidate {
 Router::Router(zmq::context_t& ctx, RouterOptions options)
     : ctx_(ctx), options_(options), rng_(std::random_device{}()) {
   options_.lanes = std::max<size_t>(options_.lanes, 1);
+  if (options_.shared_socket) shared_ = std::make_unique<SharedSocket>(ctx_);
 }
 
 Router::~Router() { Disconnect(); }
@@ -114,7 +115,9 @@ Result<Connection*> Router::Open(const std::string& address, const std::string& 
   if (!slot) {
     auto connection =
         std::make_unique<Connection>(
-            ctx_, host, port, ConnectionOptions{options_.request_timeout, options_.coalesce, options_.links});
+            ctx_, host, port,
+            ConnectionOptions{options_.request_timeout, options_.coalesce, options_.links,
+                              shared_.get()});
     if (Status s = connection->Open(); !s.ok()) return s;
     slot = std::move(connection);
   }
@@ -340,6 +343,15 @@ std::vector<Connection*> Router::Connections() {
 std::optional<zmq::pollitem_t> Router::UpdatesPollItem() {
   if (!broker_) return std::nullopt;
   return broker_->UpdatesPollItem();
+}
+
+std::optional<zmq::pollitem_t> Router::SharedPollItem() {
+  if (!shared_) return std::nullopt;
+  return shared_->PollItem();
+}
+
+void Router::PumpShared() {
+  if (shared_) shared_->Pump();
 }
 
 void Router::ReapRetired() {

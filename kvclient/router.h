@@ -36,6 +36,10 @@ struct RouterOptions {
   bool coalesce = false;
   // TCP connections each Connection opens (ConnectionOptions::links).
   int links = 1;
+  // Every Connection sends and receives through one SharedSocket owned by the
+  // Router: a poll loop then polls and reads one socket whatever the number
+  // of nodes (SharedPollItem, PumpShared).
+  bool shared_socket = false;
 };
 
 // Not thread-safe: one thread owns a Router. The context must outlive it.
@@ -108,6 +112,10 @@ class Router {
   std::vector<Connection*> Connections();
   // The broker subscription, for a poll loop; nullopt in node mode.
   std::optional<zmq::pollitem_t> UpdatesPollItem();
+  // With shared_socket: the one socket to poll instead of each connection's,
+  // and reading it into the connections (then Collect them without reading).
+  std::optional<zmq::pollitem_t> SharedPollItem();
+  void PumpShared();
   // Closes retired connections with nothing left in flight.
   void ReapRetired();
   // Addresses with open (not retired) connections, sorted.
@@ -135,6 +143,7 @@ class Router {
 
   zmq::context_t& ctx_;
   RouterOptions options_;
+  std::unique_ptr<SharedSocket> shared_;  // with options_.shared_socket; outlives nodes_
   bool connected_ = false;
   bool detected_ = false;
   PeerKind kind_ = PeerKind::kUnknown;

@@ -340,3 +340,50 @@ TEST_CASE("a connection that does not coalesce sends every request at once", "[c
   CHECK(node.ReceivePacked().size() == 1);
   CHECK(node.ReceivePacked().size() == 1);
 }
+
+TEST_CASE("connections on one shared socket each get their own replies", "[client][packed]") {
+  FakeNode a, b;
+  zmq::context_t ctx;
+  kv::client::SharedSocket shared(ctx);
+  kv::client::ConnectionOptions options;
+  options.coalesce = true;
+  options.links = 2;
+  options.shared = &shared;
+  Connection to_a(ctx, "127.0.0.1", a.port(), options);
+  Connection to_b(ctx, "127.0.0.1", b.port(), options);
+  REQUIRE(to_a.Open().ok());
+  REQUIRE(to_b.Open().ok());
+  // Both poll through the same socket.
+  CHECK(to_a.PollItem().socket == to_b.PollItem().socket);
+  for (int round = 0; round < 4; ++round) {
+    for (int i = 0; i < 5; ++i) {
+      REQUIRE(to_a.Send(Op::kGet, "a-" + std::to_string(i)).ok());
+      REQUIRE(to_b.Send(Op::kGet, "b-" + std::to_string(i)).ok());
+    }
+    REQUIRE(to_a.Flush().ok());
+    REQUIRE(to_b.Flush().ok());
+    auto at_a = a.ReceivePacked();
+    auto at_b = b.ReceivePacked();
+    REQUIRE(at_a.size() == 5);
+    REQUIRE(at_b.size() == 5);
+    CHECK(at_a[0].key == "a-0");
+    CHECK(at_b[0].key == "b-0");
+    b.ReplyPacked(at_b, WireStatus::GET_ERROR);
+    a.ReplyPacked(at_a, WireStatus::GET_SUCCESS);
+    // Collecting one connection reads the shared socket for both.
+    auto done_a = CollectAtLeast(to_a, 5);
+    REQUIRE(done_a.size() == 5);
+    for (const auto& c : done_a) CHECK(c.result->status == WireStatus::GET_SUCCESS);
+    std::vector<Completion> done_b;
+    to_b.Collect(Clock::now(), &done_b, /*readable=*/false);
+    if (done_b.size() < 5) {
+      auto more = CollectAtLeast(to_b, 5 - done_b.size());
+      done_b.insert(done_b.end(), std::make_move_iterator(more.begin()),
+                    std::make_move_iterator(more.end()));
+    }
+    REQUIRE(done_b.size() == 5);
+    for (const auto& c : done_b) CHECK(c.result->status == WireStatus::GET_ERROR);
+  }
+  CHECK(to_a.in_flight() == 0);
+  CHECK(to_b.in_flight() == 0);
+}
