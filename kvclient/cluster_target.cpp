@@ -1,6 +1,6 @@
 // kvbench's target for our own store: a node or a broker at -bh/-bp, routed
-// through kvclient's Router (one coalescing Connection per node, opening
-// --connections TCP connections to it, see ConnectionOptions), all driven
+// through kvclient's Router (one coalescing Connection per node, all on one
+// SharedSocket that opens --connections TCP connections to each node), all driven
 // by zmq::poll from the runner's thread. Like KvClient (client.h), a request
 // answered server_not_responsible is resent at once after a ring refresh (at
 // most kMaxRedirects times, counted in redirects()), and one answered

@@ -2,8 +2,8 @@
 // workloads and the report are the same for every target. Two kinds:
 //
 //   cluster  -bh/-bp: a kvnode or a kvbroker, routed like kvclient (Router),
-//            one socket per node with `lanes` TCP connections to it (a ROUTER
-//            naming each; one DEALER when lanes is 1), the requests issued
+//            one ROUTER socket for every node, connected `lanes` times to
+//            each node and naming each TCP connection, the requests issued
 //            between two Polls packed into one frame per node, replies matched
 //            by request id;
 //            server_not_responsible is resent after a ring refresh, and
