@@ -189,12 +189,13 @@ TEST_CASE("a packed frame carries many requests and reads back in order", "[wire
 TEST_CASE("a packed frame of replies reads back, and one-message frames are packed frames",
           "[wire][packed]") {
   kv::PackedWriter writer;
+  const std::string values[] = {"v1", "v2", "v3"};  // a Reply only points at its bytes
   for (uint64_t i = 1; i <= 3; ++i) {
     kv::Reply r;
     r.request_id = i;
     r.status = kv::WireStatus::GET_SUCCESS;
     r.key = "k";
-    r.value = "v" + std::to_string(i);
+    r.value = values[i - 1];
     writer.Add(r);
   }
   zmq::message_t frame = writer.Take();
