@@ -43,23 +43,12 @@ class FakeNode {
   }
   uint16_t port() const { return port_; }
 
-  // The next request, or nullopt if none arrives within the deadline.
+  // The first request of the next frame, or nullopt if none arrives within
+  // the deadline (connections that do not coalesce send one per frame).
   std::optional<Received> Receive(std::chrono::milliseconds deadline = 5s) {
-    zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, deadline) == 0) return std::nullopt;
-    std::vector<zmq::message_t> frames;
-    REQUIRE(kv::RecvMultipart(router_, &frames, 2) == 2);
-    kv::Request request;
-    kv::DecodeScratch scratch;
-    uint64_t id = 0;
-    REQUIRE(kv::DecodeRequest(frames[1], scratch, &request, &id).ok());
-    Received r;
-    r.identity.copy(frames[0]);
-    r.request_id = request.request_id;
-    r.op = request.op;
-    r.key = std::string(request.key);
-    r.value = std::string(request.value);
-    return r;
+    std::vector<Received> frame = ReceivePacked(deadline);
+    if (frame.empty()) return std::nullopt;
+    return std::move(frame.front());
   }
 
   // Every request of the next frame (a packed frame holds several), or none
