@@ -6,6 +6,9 @@
 namespace kv::bench {
 namespace {
 
+// The longest one poll of the target sleeps.
+constexpr std::chrono::milliseconds kMaxPollWait{1000};
+
 // value_size bytes from any offset in [0, value_size] of a buffer twice that
 // long, drawn once from the seed.
 std::string MakeValueBuffer(uint64_t value_size, uint64_t seed) {
@@ -54,15 +57,17 @@ PhaseResult PhaseRunner::Run(const std::string& name, Workload& workload, std::m
     if (issuing) issuing = Refill(workload, rng, limits);
     if (!issuing && active_.empty()) break;
 
-    // Sleep in the target's poll until a reply, the next progress line, the
-    // end of the warm-up or the deadline.
-    Clock::time_point wake = next_progress;
+    // Sleep in the target's poll until a reply, the next progress line (when
+    // they are shown), the end of the warm-up or the deadline. A wake time
+    // left in the past would make every poll return at once: the thread
+    // would spin and take a core from the servers it measures.
+    Clock::time_point wake = now + kMaxPollWait;
+    if (options_.progress) wake = std::min(wake, next_progress);
     if (issuing && deadline) wake = std::min(wake, *deadline);
     if (now < measure_from_) wake = std::min(wake, measure_from_);
     auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake - now);
     replies.clear();
-    target_.Poll(std::clamp(wait, std::chrono::milliseconds(0), std::chrono::milliseconds(1000)),
-                 &replies);
+    target_.Poll(std::clamp(wait, std::chrono::milliseconds(0), kMaxPollWait), &replies);
     now = Clock::now();
     for (const TargetReply& reply : replies) Complete(reply, now, workload, &result);
     if (!replies.empty() && now > measure_from_) last_completion = now;

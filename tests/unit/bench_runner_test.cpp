@@ -1,6 +1,8 @@
 // kvbench's runner against a fake target (no processes), the JSON report's
 // shape, and the redis:// URL parser.
 #include <catch2/catch.hpp>
+#include <deque>
+#include <thread>
 #include <set>
 #include <string>
 #include <vector>
@@ -11,6 +13,7 @@
 #include "kvclient/target.h"
 
 using namespace kv::bench;
+using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -131,6 +134,50 @@ TEST_CASE("a read-modify-write sends a get then a put of one key and counts one 
       CHECK(target.sent[i].key == target.sent[i + 1].key);
     }
   }
+}
+
+// Holds every reply until `delay` after the request was sent, sleeping in
+// Poll as a socket poll would; counts the polls asked not to sleep at all.
+class SlowTarget : public Target {
+ public:
+  explicit SlowTarget(std::chrono::milliseconds delay) : delay_(delay) {}
+  std::string Describe() const override { return "slow"; }
+  void Send(size_t, uint64_t tag, Action, std::string_view, std::string_view) override {
+    queued_.push_back({Clock::now() + delay_, tag});
+  }
+  void Poll(std::chrono::milliseconds wait, std::vector<TargetReply>* out) override {
+    ++polls;
+    if (wait.count() == 0) ++zero_waits;
+    if (queued_.empty()) return;
+    const Clock::time_point until = std::min(Clock::now() + wait, queued_.front().first);
+    std::this_thread::sleep_until(until);
+    while (!queued_.empty() && queued_.front().first <= Clock::now()) {
+      out->push_back(TargetReply{queued_.front().second, true, ""});
+      queued_.pop_front();
+    }
+  }
+  int polls = 0;
+  int zero_waits = 0;
+
+ private:
+  std::chrono::milliseconds delay_;
+  std::deque<std::pair<Clock::time_point, uint64_t>> queued_;
+};
+
+TEST_CASE("without progress lines the runner sleeps in the target's poll instead of spinning",
+          "[kvbench][runner]") {
+  SlowTarget target(std::chrono::milliseconds(20));
+  RunnerOptions options = Options(1, 4);
+  options.progress_interval = std::chrono::milliseconds(1);  // long past after the first reply
+  options.progress = nullptr;
+  PhaseRunner runner(target, options);
+  auto workload = Make("c", 10);
+  std::mt19937_64 rng(1);
+  PhaseResult result = runner.Run("run", *workload, rng, PhaseLimits{std::chrono::seconds(10), 12});
+  CHECK(result.ops == 12);
+  // Three rounds of 20 ms: a spinning runner polls thousands of times with no wait.
+  INFO("polls " << target.polls);
+  CHECK(target.zero_waits <= 3);
 }
 
 TEST_CASE("the JSON report is one object with the documented keys", "[kvbench][report]") {
