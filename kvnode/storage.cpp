@@ -157,6 +157,7 @@ Status Store::Recover() {
   uint64_t records = 0;
   for (uint64_t number : *segments) {
     std::string path = WalSegmentPath(options_.dir, number);
+    bool zero_tail = false;
     auto intact = ReadWalSegment(path, [&](const WalRecord& r) {
       if (r.is_delete) {
         active_->Delete(r.key, r.seq, r.version);
@@ -164,10 +165,10 @@ Status Store::Recover() {
         active_->Put(r.key, r.value, r.seq, r.version);
       }
       ++records;
-    });
+    }, &zero_tail);
     if (!intact.ok()) return intact.status();
     auto size = std::filesystem::file_size(path);
-    if (*intact != size) {
+    if (*intact != size && !zero_tail) {  // zeros: preallocated, never written
       spdlog::warn("write-ahead log {}: cut {} bytes of torn tail (never acknowledged)", path,
                    size - *intact);
     }

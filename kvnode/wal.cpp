@@ -137,6 +137,7 @@ void WalWriter::Add(const WalRecord& r) {
 
 Status WalWriter::Commit() {
   if (buffer_.empty()) return Status::Ok();
+  if (sync_) Preallocate(bytes_written_ + buffer_.size());
   const char* p = buffer_.data();
   size_t left = buffer_.size();
   while (left > 0) {
@@ -155,8 +156,28 @@ Status WalWriter::Commit() {
   return Status::Ok();
 }
 
+void WalWriter::Preallocate(uint64_t end) {
+  if (end <= preallocated_) return;
+  // Zeros, not fallocate: on ext4 an fallocated extent is "unwritten", and
+  // the first write into it changes metadata just like an append does.
+  static const std::array<char, 64 * 1024> kZeros{};
+  const uint64_t target = end + kPreallocateBytes;
+  uint64_t at = std::max(preallocated_, bytes_written_);
+  while (at < target) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kZeros.size(), target - at));
+    ssize_t w = pwrite(fd_, kZeros.data(), n, static_cast<off_t>(at));
+    if (w < 0 && errno == EINTR) continue;
+    // Not an error: the records are then appended as they would be without
+    // preallocation, and a real shortage of space fails their write.
+    if (w <= 0) break;
+    at += static_cast<uint64_t>(w);
+  }
+  preallocated_ = at;
+}
+
 Result<uint64_t> ReadWalSegment(const std::string& path,
-                                const std::function<void(const WalRecord&)>& fn) {
+                                const std::function<void(const WalRecord&)>& fn,
+                                bool* zero_tail) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Errno("cannot open " + path);
   std::string data;
@@ -195,6 +216,10 @@ Result<uint64_t> ReadWalSegment(const std::string& path,
     r.value = std::string_view(p + fixed + key_len, len - fixed - key_len);
     fn(r);
     pos += kHeaderBytes + len;
+  }
+  if (zero_tail != nullptr) {
+    *zero_tail = std::all_of(data.begin() + static_cast<std::ptrdiff_t>(pos), data.end(),
+                             [](char c) { return c == 0; });
   }
   return static_cast<uint64_t>(pos);
 }
