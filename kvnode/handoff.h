@@ -38,6 +38,10 @@ struct HeldReply {
   std::string key;
   int waiting = 0;                                    // Acks still missing
   bool silent = false;                                // no client: a promotion replay
+  // What the write leaves (CommitBatch's holds): once it settles, a get from
+  // another client shows it while later writes of the key are unsettled.
+  std::string value;
+  bool deleted = false;
 };
 
 // A forward on its way: which parked replies it carries and since when.

@@ -391,7 +391,18 @@ bool Server::TryAnswerNow(const zmq::message_t& identity, const Request& request
       if (!batch_keys_.empty() && batch_keys_.find(request.key) != batch_keys_.end()) return false;
       if (!request.stale_ok && !KeyQuiet(request.key)) {
         // A write of this key is not yet on every replica: answering with it
-        // now could show a value a fail-over then loses.
+        // now could show a value a fail-over then loses. The value the last
+        // acknowledged write left is safe to show.
+        if (const UnackedKey* image = AnswerableImage(request.key, identity)) {
+          Reply reply;
+          reply.request_id = request.request_id;
+          reply.key = request.key;
+          reply.status = image->status;
+          reply.value = image->value;
+          reply.reason = image->reason;
+          Send(identity, reply);
+          return true;
+        }
         std::string_view value;
         std::string reason;
         WireStatus status = ReadLatest(request.key, &value, &reason);
@@ -457,7 +468,7 @@ Server::ParkedRead Server::Park(const zmq::message_t& identity, uint64_t request
 
 void Server::ReleaseKey(const std::string& key) {
   auto it = unacked_keys_.find(key);
-  if (it == unacked_keys_.end() || --it->second > 0) return;
+  if (it == unacked_keys_.end() || --it->second.writes > 0) return;
   unacked_keys_.erase(it);
   notifier_->OnKeyQuiet(key);
   auto parked = parked_reads_.find(key);
@@ -482,6 +493,17 @@ void Server::ReleaseKey(const std::string& key) {
   }
 }
 
+const Server::UnackedKey* Server::AnswerableImage(std::string_view key,
+                                                  const zmq::message_t& identity) const {
+  const UnackedKey* u = FindUnacked(key);
+  if (u == nullptr || !u->has_image) return nullptr;
+  std::string_view id(static_cast<const char*>(identity.data()), identity.size());
+  for (const auto& w : u->writers) {
+    if (w == id) return nullptr;  // its own write comes first: wait for it
+  }
+  return u;
+}
+
 uint64_t Server::HoldWrite(const Pending& p) {
   uint64_t id = next_hold_id_++;
   HeldReply& h = held_[id];
@@ -489,8 +511,19 @@ uint64_t Server::HoldWrite(const Pending& p) {
   h.request_id = p.request_id;
   h.failure_status = ErrorStatusFor(p.op);
   h.key = p.key;
+  h.value = p.value;
+  h.deleted = p.op == Op::kDelete;
   h.waiting = 1;  // released by the caller's SettleForward, once every ack is counted
-  unacked_keys_[p.key]++;
+  UnackedKey& u = unacked_keys_[p.key];
+  if (u.writes++ == 0) {
+    // Quiet until now, and not yet applied (CommitBatch holds before it
+    // writes): what the store has is what acknowledged writes left.
+    std::string_view value;
+    u.has_image = true;
+    u.status = ReadLatest(p.key, &value, &u.reason);
+    u.value.assign(value);
+  }
+  u.writers.emplace_back(static_cast<const char*>(p.identity.data()), p.identity.size());
   return id;
 }
 
@@ -514,11 +547,15 @@ void Server::CommitBatch() {
   // before this node's write and every replica's are durable (acks are read
   // in later loop turns), and should the local write fail, the holds are
   // settled as outcome unknown: the replicas may have the batch.
+  // Writes that wait for acks are held before they are applied, so that the
+  // hold can take the key's image (what acknowledged writes left) first.
+  bool forwarding = false;
+  for (const auto& [tid, t] : outgoing_) forwarding |= !t->broken && !t->repair;
   std::vector<uint64_t> hold_ids;
-  if (!ops.empty() && !streams_.empty()) {
+  if (!ops.empty() && (!streams_.empty() || forwarding)) {
     hold_ids.resize(ops.size());
     for (size_t i = 0; i < ops.size(); ++i) hold_ids[i] = HoldWrite(batch_[op_pending[i]]);
-    ReplicateWrites(ops, versions, hold_ids);
+    ReplicateWrites(ops, versions, hold_ids);  // nothing without replicas
   }
   // Replicated writes read this turn share the group commit (one fsync); the
   // ranges a node replicates and the range it is primary of do not overlap,
@@ -584,17 +621,11 @@ void Server::CommitBatch() {
   // targets too; their replies wait for every ack, and reads of their keys
   // wait with them.
   std::vector<bool> held(batch_.size(), false);
-  bool forwarding = false;
-  for (const auto& [tid, t] : outgoing_) forwarding |= !t->broken && !t->repair;
   if (!failure.ok() && !hold_ids.empty()) {
-    // Replicated already: the outcome is unknown, not a plain failure.
+    // Maybe replicated already: the outcome is unknown, not a plain failure.
     for (size_t i : op_pending) held[i] = true;
     SettleForward(hold_ids, Status::IOError(failure.message()));
-  } else if (failure.ok() && !ops.empty() && (!hold_ids.empty() || forwarding)) {
-    if (hold_ids.empty()) {
-      hold_ids.resize(ops.size());
-      for (size_t i = 0; i < ops.size(); ++i) hold_ids[i] = HoldWrite(batch_[op_pending[i]]);
-    }
+  } else if (failure.ok() && !hold_ids.empty()) {
     for (size_t i = 0; i < ops.size(); ++i) {
       held_[hold_ids[i]].status = replies[op_pending[i]].status;
       held[op_pending[i]] = true;
@@ -610,6 +641,15 @@ void Server::CommitBatch() {
   for (size_t i = 0; i < batch_.size(); ++i) {
     const Pending& p = batch_[i];
     if (p.op != Op::kGet || KeyQuiet(p.key)) continue;
+    if (const UnackedKey* image = AnswerableImage(p.key, p.identity)) {
+      // Another client's write: show what acknowledged writes left.
+      Reply& r = replies[i];
+      r.status = image->status;
+      values[i] = image->value;
+      r.value = values[i];
+      r.reason = image->reason;
+      continue;
+    }
     parked_reads_[p.key].push_back(
         Park(p.identity, p.request_id, replies[i].status, replies[i].value, replies[i].reason));
     held[i] = true;

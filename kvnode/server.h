@@ -152,9 +152,16 @@ class Server {
   void ReplicationTick(Clock::time_point now);
   uint64_t AckedThrough() const;
   // A get the primary may answer now: no write of its key is unacknowledged.
-  bool KeyQuiet(std::string_view key) const {
-    return unacked_keys_.empty() || unacked_keys_.find(key) == unacked_keys_.end();
+  bool KeyQuiet(std::string_view key) const { return FindUnacked(key) == nullptr; }
+  struct UnackedKey;
+  const UnackedKey* FindUnacked(std::string_view key) const {
+    if (unacked_keys_.empty()) return nullptr;
+    auto it = unacked_keys_.find(key);
+    return it == unacked_keys_.end() ? nullptr : &it->second;
   }
+  // The image of key a get from identity may be answered with now although
+  // writes of the key are unsettled, or null when it must wait (parked_reads_).
+  const UnackedKey* AnswerableImage(std::string_view key, const zmq::message_t& identity) const;
   void AnswerGet(const zmq::message_t& identity, uint64_t request_id, std::string_view key);
   // key as this node has it now (recent writes, then the cache, then LMDB):
   // GET_SUCCESS with *value (valid until the next store or cache call), or
@@ -244,8 +251,24 @@ class Server {
   // turn, and always before a new ring is applied. Empty between turns.
   std::vector<std::pair<zmq::message_t, ReplicateMessage>> deferred_run_;
   // Keys with a write applied here but not yet acknowledged everywhere it
-  // must be; a linearizable get of one waits (parked_reads_).
-  std::unordered_map<std::string, int, StringHash, std::equal_to<>> unacked_keys_;
+  // must be. A get must not show such a write (a fail-over could lose it), so
+  // it is answered with the key's image, the value the last acknowledged
+  // write left, when there is one and the client has no unsettled write of
+  // the key itself; otherwise it waits (parked_reads_), which keeps a client's
+  // own pipelined put-then-get in order.
+  struct UnackedKey {
+    int writes = 0;  // holds not yet settled
+    // Known for writes CommitBatch took while the key was quiet (taken
+    // before the first of them was applied), advanced as they settle; not
+    // for a promotion replay, whose older state this node may not have.
+    bool has_image = false;
+    WireStatus status = WireStatus::GET_ERROR;  // GET_SUCCESS with value, or not found
+    std::string value;
+    std::string reason;      // a read error when the image was taken
+    uint64_t image_hold = 0;  // the settled hold the image shows (0: the state before)
+    std::vector<std::string> writers;  // identities of the unsettled writes, one per write
+  };
+  std::unordered_map<std::string, UnackedKey, StringHash, std::equal_to<>> unacked_keys_;
   // A read parked until its key is quiet. Its answer is taken when it is
   // parked (the value the writes before it left), so a later write of the
   // key, applied while it waits, does not change what it returns: requests

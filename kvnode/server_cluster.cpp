@@ -2,6 +2,7 @@
 // hand-off (see kvnode/handoff.h for the protocol in one paragraph).
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <set>
 
 #include "kvnode/server.h"
@@ -585,6 +586,22 @@ void Server::SettleForward(const std::vector<uint64_t>& hold_ids, const Status& 
         r.reason = reason;
       }
       Send(h.identity, r);
+    }
+    auto u = unacked_keys_.find(h.key);
+    if (u != unacked_keys_.end()) {
+      UnackedKey& k = u->second;
+      std::string_view writer(static_cast<const char*>(h.identity.data()), h.identity.size());
+      auto w = std::find(k.writers.begin(), k.writers.end(), writer);
+      if (w != k.writers.end()) k.writers.erase(w);
+      // Acknowledged: gets from other clients show it from now on (an older
+      // write settling later does not take that back). An unknown outcome
+      // leaves the image: the write may yet turn out lost.
+      if (outcome.ok() && k.has_image && !h.silent && id > k.image_hold) {
+        k.image_hold = id;
+        k.status = h.deleted ? WireStatus::GET_ERROR : WireStatus::GET_SUCCESS;
+        k.value = std::move(h.value);
+        k.reason.clear();
+      }
     }
     std::string key = std::move(h.key);
     held_.erase(it);

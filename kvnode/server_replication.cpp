@@ -353,7 +353,9 @@ void Server::ReconcileReplication(const std::optional<HashRange>& old_write_rang
         h.silent = true;
         h.key = std::string(op.key);
         h.waiting = 1;
-        unacked_keys_[h.key]++;
+        UnackedKey& u = unacked_keys_[h.key];
+        u.writes++;
+        u.has_image = false;  // what came before these writes is not known here: gets wait
         hold_ids.push_back(id);
       }
       ReplicateWrites(ops, versions, hold_ids);

@@ -1,10 +1,14 @@
 // Replication factor 3 on real processes: an acknowledged write is on every
 // replica when its reply arrives, replicas refuse writes from a node that is
-// not the key's primary, and killing a primary loses no acknowledged write.
+// not the key's primary, killing a primary loses no acknowledged write, and a get
+// never shows a write that is not yet on every replica.
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <csignal>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <zmq.hpp>
 
 #include "peer.capnp.h"
@@ -271,4 +275,57 @@ TEST_CASE("a read packed between two writes of its key answers with the first, n
     CHECK(replies[2].value == value);
     CHECK(replies[3].status == WireStatus::DELETE_SUCCESS);
   }
+}
+
+TEST_CASE("while a write waits for a replica, another client's get answers at once with the "
+          "acknowledged value; the writer's own get waits for its write",
+          "[replication][image]") {
+  TempDir dir;
+  Cluster cluster(dir.path(), {"--replication-factor", "3"});
+  StartNodes(cluster, 3);
+  RoutedClient client([&] { return cluster.LivePorts(); });
+  const std::string key = "imaged";
+  REQUIRE(IsWriteOk(client.Call(Op::kPut, key, "acknowledged")));
+  const uint16_t primary_port = kvtest::PrimaryPort(cluster.Keyrange(), key);
+  size_t replica = 0;
+  while (cluster.node(replica).port() == primary_port) ++replica;
+
+  RawClient writer(primary_port), other(primary_port);
+  auto request = [&](uint64_t id, Op op, const std::string& value = "") {
+    kv::Request r;
+    r.request_id = id;
+    r.op = op;
+    r.key = key;
+    r.value = value;
+    return r;
+  };
+  // One replica stopped (well under the 1.5 s failure timeout): the put is
+  // applied on the primary but cannot be acknowledged.
+  cluster.node(replica).process().Signal(SIGSTOP);
+  writer.Send(request(1, Op::kPut, "unacknowledged"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  writer.Send(request(2, Op::kGet));
+  other.Send(request(1, Op::kGet));
+  auto early = other.Receive(std::chrono::milliseconds(400));
+  auto writer_early = writer.Receive(std::chrono::milliseconds(0));
+  cluster.node(replica).process().Signal(SIGCONT);
+  REQUIRE(early);
+  CHECK(early->status == WireStatus::GET_SUCCESS);
+  CHECK(early->value == "acknowledged");  // never the write a fail-over could lose
+  CHECK_FALSE(writer_early);              // neither the put nor the writer's get yet
+
+  std::map<uint64_t, kvtest::OwnedReply> replies;
+  for (int i = 0; i < 2; ++i) {
+    auto r = writer.Receive(std::chrono::seconds(5));
+    REQUIRE(r);
+    replies[r->request_id] = *r;
+  }
+  CHECK(replies[1].status == WireStatus::PUT_UPDATE);
+  CHECK(replies[2].status == WireStatus::GET_SUCCESS);
+  CHECK(replies[2].value == "unacknowledged");  // its own put, sent before it
+  // Acknowledged now: every client sees it.
+  other.Send(request(2, Op::kGet));
+  auto late = other.Receive(std::chrono::seconds(5));
+  REQUIRE(late);
+  CHECK(late->value == "unacknowledged");
 }
