@@ -224,8 +224,15 @@ class Server {
   // them with its older snapshot. Recorded only until the ranges' transfers
   // are in (or the next ring).
   std::unordered_set<std::string> early_replicated_;
+  // What this node holds in ring_ and held in the ring before (the same for
+  // ring v1, into which nothing is transferred).
   std::optional<HashRange> held_now_, held_before_;
-  RangeList received_ranges_;  // transfers into this node completed in this ring
+  // Transfers into this node completed in this ring, or after the ring
+  // before it was applied: a source streams for a ring as soon as it has
+  // applied it, so a target often has the whole snapshot before it applies
+  // that ring itself.
+  RangeList received_ranges_;
+  RangeList received_since_ring_;  // completed since the last ApplyRing
   bool early_replicated_full_ = false;  // warned about the bound in this ring
   void NoteReplicated(std::string_view key);
   std::map<uint64_t, HeldReply> held_;          // parked client replies by hold id

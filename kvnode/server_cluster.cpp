@@ -50,12 +50,20 @@ void Server::ApplyRing(std::shared_ptr<const Ring> ring) {
   if (ring_) {
     if (auto held = ring_->ReadRangeOf(self_); held.ok()) held_before = *held;
   }
+  if (!early_replicated_.empty()) {
+    spdlog::info("{} key(s) were replicated here in ring v{} into ranges whose transfer never "
+                 "completed",
+                 early_replicated_.size(), ring_ ? ring_->version() : 0);
+  }
   ring_ = std::move(ring);
   held_before_ = held_before;
   held_now_.reset();
   if (auto held = ring_->ReadRangeOf(self_); held.ok()) held_now_ = *held;
+  // The first ring follows an empty one: nothing was anywhere to transfer.
+  if (ring_->version() == 1) held_before_ = held_now_;
   early_replicated_.clear();
-  received_ranges_.clear();
+  received_ranges_ = std::move(received_since_ring_);
+  received_since_ring_.clear();
   early_replicated_full_ = false;
   auto range = ring_->WriteRangeOf(self_);
   std::optional<HashRange> old_range = write_range_;
@@ -514,6 +522,7 @@ Status Server::ApplyChunk(uint64_t transfer_id, uint64_t index, RangeList ranges
     std::erase_if(early_replicated_,
                   [&](const std::string& key) { return RangesContain(in.ranges, KeyPosition(key)); });
     received_ranges_.insert(received_ranges_.end(), in.ranges.begin(), in.ranges.end());
+    received_since_ring_.insert(received_since_ring_.end(), in.ranges.begin(), in.ranges.end());
     spdlog::info("transfer {}: snapshot received", transfer_id);
   }
   return Status::Ok();
