@@ -331,13 +331,6 @@ void Server::HandleRequest(const zmq::message_t& identity, const Request& reques
   if (TryAnswerNow(identity, request)) return;
 
   const bool write = request.op == Op::kPut || request.op == Op::kDelete;
-  if (write && !batch_read_keys_.empty() &&
-      batch_read_keys_.find(request.key) != batch_read_keys_.end()) {
-    // A read of this key earlier in the batch must not see this later write:
-    // commit what came before first (requests are taken in order).
-    FlushReplies();
-    CommitBatch();
-  }
   Pending p;
   p.identity.rebuild(identity.data(), identity.size());
   p.op = request.op;
@@ -345,9 +338,22 @@ void Server::HandleRequest(const zmq::message_t& identity, const Request& reques
   p.key.assign(request.key);
   if (request.op == Op::kPut) p.value.assign(request.value);
   if (write) {
-    batch_keys_.insert(p.key);
+    batch_keys_[p.key] = batch_.size();
   } else if (request.op == Op::kGet) {
-    batch_read_keys_.insert(p.key);
+    // A get of a key written earlier in the batch (TryAnswerNow took every
+    // other): it sees that write and none after it, and is answered once the
+    // batch is durable.
+    auto w = batch_keys_.find(p.key);
+    if (w != batch_keys_.end()) {
+      const Pending& last = batch_[w->second];
+      p.answer = last.op == Op::kPut ? WireStatus::GET_SUCCESS : WireStatus::GET_ERROR;
+      if (last.op == Op::kPut) p.value = last.value;
+    } else {
+      std::string_view value;
+      std::string reason;
+      p.answer = ReadLatest(p.key, &value, &reason);
+      p.value.assign(value);
+    }
   }
   batch_.push_back(std::move(p));
 }
@@ -602,18 +608,10 @@ void Server::CommitBatch() {
         r.status = existed[write_index++] ? WireStatus::DELETE_SUCCESS : WireStatus::DELETE_ERROR;
         cache_.Erase(p.key);
         break;
-      case Op::kGet: {
-        // Reads of keys written in this batch see the batch's writes.
-        Status s = store_->Get(p.key, &values[i]);
-        if (s.ok()) {
-          r.status = WireStatus::GET_SUCCESS;
-          r.value = values[i];
-        } else {
-          r.status = WireStatus::GET_ERROR;
-          if (!s.IsNotFound()) r.reason = s.message();
-        }
+      case Op::kGet:
+        r.status = p.answer;  // fixed when it joined the batch
+        if (p.answer == WireStatus::GET_SUCCESS) r.value = p.value;
         break;
-      }
       default: break;
     }
   }
@@ -667,7 +665,6 @@ void Server::CommitBatch() {
   }
   batch_.clear();
   batch_keys_.clear();
-  batch_read_keys_.clear();
 }
 
 void Server::Send(const zmq::message_t& identity, const Reply& reply) {

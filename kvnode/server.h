@@ -62,7 +62,10 @@ class Server {
     Op op = Op::kGet;
     uint64_t request_id = 0;
     std::string key;
-    std::string value;
+    std::string value;  // a put's value, or a get's answer
+    // A get's answer, fixed when it joins the batch: what the batch's last
+    // earlier write of its key leaves (requests are taken in order).
+    WireStatus answer = WireStatus::GET_ERROR;
   };
 
   // Client path (server.cpp).
@@ -199,8 +202,8 @@ class Server {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   using KeySet = std::unordered_set<std::string, StringHash, std::equal_to<>>;
-  KeySet batch_keys_;       // keys written by batch_
-  KeySet batch_read_keys_;  // keys batch_ reads after writing them
+  // Keys written by batch_, each with the index of its last write there.
+  std::unordered_map<std::string, size_t, StringHash, std::equal_to<>> batch_keys_;
   std::vector<zmq::message_t> frames_;          // reused receive buffer
   DecodeScratch scratch_;
   std::string value_buf_;                       // reused read buffer

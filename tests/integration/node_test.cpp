@@ -233,6 +233,55 @@ TEST_CASE("garbage on the peer port is logged and changes nothing", "[node][malf
   CHECK(node.process().running());
 }
 
+TEST_CASE("gets between writes of their key in one frame see exactly the writes before them",
+          "[node][packed]") {
+  TempDir work;
+  NodeProcess node(work / "data", work.path());
+  REQUIRE(node.started());
+  RawClient c(node.port());
+  // Per key: put a, get, put b, get, delete, get, put c; all keys in one frame,
+  // interleaved, so each get sits between two writes of its key in one batch.
+  const std::vector<std::pair<Op, std::string>> steps = {
+      {Op::kPut, "a"}, {Op::kGet, ""}, {Op::kPut, "b"}, {Op::kGet, ""},
+      {Op::kDelete, ""}, {Op::kGet, ""}, {Op::kPut, "c"}};
+  constexpr int kKeys = 20;
+  std::vector<kv::Request> requests;
+  std::vector<std::string> keys;
+  for (int k = 0; k < kKeys; ++k) keys.push_back("between-" + std::to_string(k));
+  for (size_t s = 0; s < steps.size(); ++s) {
+    for (int k = 0; k < kKeys; ++k) {
+      kv::Request r;
+      r.request_id = requests.size() + 1;
+      r.op = steps[s].first;
+      r.key = keys[k];
+      r.value = steps[s].second;
+      requests.push_back(r);
+    }
+  }
+  c.SendPacked(requests);
+  std::map<uint64_t, kvtest::OwnedReply> replies;
+  while (replies.size() < requests.size()) {
+    auto reply = c.Receive();
+    REQUIRE(reply.has_value());
+    replies[reply->request_id] = *reply;
+  }
+  for (int k = 0; k < kKeys; ++k) {
+    auto at = [&](size_t step) { return replies[step * kKeys + k + 1]; };
+    CHECK(at(0).status == WireStatus::PUT_SUCCESS);
+    CHECK(at(1).status == WireStatus::GET_SUCCESS);
+    CHECK(at(1).value == "a");
+    CHECK(at(2).status == WireStatus::PUT_UPDATE);
+    CHECK(at(3).status == WireStatus::GET_SUCCESS);
+    CHECK(at(3).value == "b");
+    CHECK(at(4).status == WireStatus::DELETE_SUCCESS);
+    CHECK(at(5).status == WireStatus::GET_ERROR);
+    CHECK(at(6).status == WireStatus::PUT_SUCCESS);
+    auto last = c.Call(Op::kGet, keys[k]);
+    REQUIRE(last);
+    CHECK(last->value == "c");
+  }
+}
+
 TEST_CASE("a packed frame of requests is answered request by request, in packed frames",
           "[node][packed]") {
   TempDir work;

@@ -278,7 +278,7 @@ TEST_CASE("a read packed between two writes of its key answers with the first, n
 }
 
 TEST_CASE("while a write waits for a replica, another client's get answers at once with the "
-          "acknowledged value; the writer's own get waits for its write",
+          "acknowledged value and the writer's own get waits for its write",
           "[replication][image]") {
   TempDir dir;
   Cluster cluster(dir.path(), {"--replication-factor", "3"});
