@@ -25,6 +25,19 @@ class MemTable {
     auto it = entries_.find(key);
     return it == entries_.end() ? nullptr : &it->second;
   }
+  // The entry of key for an in-place update (Overwrite), or nullptr. Entries
+  // never move, so the pointer stays valid while other keys are inserted.
+  MemEntry* FindMutable(std::string_view key) {
+    auto it = entries_.find(key);
+    return it == entries_.end() ? nullptr : &it->second;
+  }
+  // Updates an entry FindMutable returned, as Put or Delete of its key would.
+  void Overwrite(MemEntry* e, std::string_view value, bool deleted, uint64_t seq,
+                 uint64_t version) {
+    if (seq > max_seq_) max_seq_ = seq;
+    bytes_ -= e->value.size();
+    Assign(e, deleted ? std::string_view() : value, deleted, seq, version);
+  }
   void Put(std::string_view key, std::string_view value, uint64_t seq, uint64_t version = 0) {
     Set(key, value, false, seq, version);
   }
@@ -57,11 +70,13 @@ class MemTable {
     } else {
       bytes_ -= it->second.value.size();
     }
-    MemEntry& e = it->second;
-    e.value.assign(value);
-    e.deleted = deleted;
-    e.seq = seq;
-    e.version = version;
+    Assign(&it->second, value, deleted, seq, version);
+  }
+  void Assign(MemEntry* e, std::string_view value, bool deleted, uint64_t seq, uint64_t version) {
+    e->value.assign(value);
+    e->deleted = deleted;
+    e->seq = seq;
+    e->version = version;
     bytes_ += value.size();
   }
   Map entries_;

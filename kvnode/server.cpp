@@ -572,7 +572,7 @@ void Server::CommitBatch() {
     const size_t replicated = apply.ops.size();
     std::vector<WriteOp> all = apply.ops;
     all.insert(all.end(), ops.begin(), ops.end());
-    failure = store_->Write(all, &existed, &prev_versions);
+    failure = store_->Write(all, &existed, &prev_versions, replicated);
     FinishReplicates(deferred_run_, apply, failure);
     if (failure.ok()) {
       existed.erase(existed.begin(), existed.begin() + replicated);

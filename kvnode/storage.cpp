@@ -385,7 +385,7 @@ Result<std::optional<uint64_t>> Store::Lookup(std::string_view key) {
 }
 
 Status Store::Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed,
-                    std::vector<uint64_t>* prev_versions) {
+                    std::vector<uint64_t>* prev_versions, size_t unchecked) {
   if (!write_error_.ok()) return write_error_;
   if (active_->approximate_bytes() >= options_.memtable_bytes) {
     if (flush_running_ && active_->approximate_bytes() >= 2 * options_.memtable_bytes) {
@@ -415,15 +415,22 @@ Status Store::Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed,
   if (prev_versions != nullptr) prev_versions->assign(ops.size(), 0);
   // key -> its value's version after earlier ops of the batch (nullopt: absent)
   std::unordered_map<std::string_view, std::optional<uint64_t>> batch_state;
+  if (existed != nullptr) batch_state.reserve(ops.size() - std::min(unchecked, ops.size()));
   std::vector<uint64_t> seqs(ops.size(), 0);
+  // The active MemTable's entry of ops[i]'s key when the lookup found it
+  // there: applied in place below, without a second lookup.
+  std::vector<MemEntry*> found(ops.size(), nullptr);
   uint64_t seq = next_seq_;
   for (size_t i = 0; i < ops.size(); ++i) {
     const WriteOp& op = ops[i];
-    if (existed != nullptr) {
+    if (existed != nullptr && i >= unchecked) {
       std::optional<uint64_t> before;
       auto it = batch_state.find(op.key);
       if (it != batch_state.end()) {
         before = it->second;
+      } else if (MemEntry* e = active_->FindMutable(op.key)) {
+        found[i] = e;
+        if (!e->deleted) before = e->version;
       } else {
         auto r = Lookup(op.key);
         if (!r.ok()) return r.status();
@@ -448,7 +455,9 @@ Status Store::Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed,
   next_seq_ = seq;
   for (size_t i = 0; i < ops.size(); ++i) {
     if (seqs[i] == 0) continue;
-    if (ops[i].is_delete) {
+    if (found[i] != nullptr) {
+      active_->Overwrite(found[i], ops[i].value, ops[i].is_delete, seqs[i], ops[i].version);
+    } else if (ops[i].is_delete) {
       active_->Delete(ops[i].key, seqs[i], ops[i].version);
     } else {
       active_->Put(ops[i].key, ops[i].value, seqs[i], ops[i].version);

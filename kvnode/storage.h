@@ -119,10 +119,12 @@ class Store {
   // delete of an absent key changes nothing. existed may be null when the
   // caller does not need it (saves a lookup per op). (*prev_versions)[i], when
   // given (with existed), is the entry version of that value (0 when absent).
-  // After an I/O error the store refuses all further writes (the outcome of
-  // the failed batch is unknown).
+  // The first `unchecked` ops are taken as without existed (no lookup, always
+  // logged; their existed entries say false): a replica's writes that share
+  // a client batch's commit. After an I/O error the store refuses all further
+  // writes (the outcome of the failed batch is unknown).
   Status Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed,
-               std::vector<uint64_t>* prev_versions = nullptr);
+               std::vector<uint64_t>* prev_versions = nullptr, size_t unchecked = 0);
 
   // Readable when a background flush has finished; the owner polls it and
   // then calls OnFlushEvent().

@@ -56,6 +56,38 @@ TEST_CASE("a write batch applies in order and reports what existed before", "[st
   CHECK(store->last_seq() == 4);  // the delete of an absent key wrote nothing
 }
 
+TEST_CASE("unchecked ops of a batch are logged without a lookup, the rest are checked",
+          "[storage]") {
+  kvtest::TempDir dir;
+  auto store = OpenStore(dir.path());
+  REQUIRE(Put(*store, "old", "o").ok());  // in the active MemTable
+  const uint64_t before = store->last_seq();
+  std::vector<bool> existed;
+  std::vector<uint64_t> versions;
+  // Two unchecked ops (a delete of an absent key is logged all the same; the
+  // server's unchecked keys, a replica's, never meet its checked ones), then
+  // checked ones: an update in place, a new key, a delete, a re-put.
+  REQUIRE(store
+              ->Write({{true, "absent", "", 0}, {false, "replicated", "r", 7},
+                       {false, "old", "o2", 8}, {false, "new", "n", 9}, {true, "old", "", 10},
+                       {false, "old", "o3", 11}},
+                      &existed, &versions, 2)
+              .ok());
+  CHECK(existed == std::vector<bool>{false, false, true, false, true, false});
+  CHECK(versions == std::vector<uint64_t>{0, 0, 0, 0, 8, 0});
+  CHECK(store->last_seq() == before + 6);
+  CHECK(GetOr(*store, "old") == "o3");
+  CHECK(GetOr(*store, "new") == "n");
+  CHECK(GetOr(*store, "replicated") == "r");
+  CHECK(GetOr(*store, "absent") == "<missing>");
+  // What was updated in place is what the log replays.
+  store.reset();
+  store = OpenStore(dir.path());
+  CHECK(GetOr(*store, "old") == "o3");
+  CHECK(GetOr(*store, "new") == "n");
+  CHECK(GetOr(*store, "replicated") == "r");
+}
+
 TEST_CASE("writes survive reopening through the write-ahead log alone", "[storage]") {
   kvtest::TempDir dir;
   std::string binary("\0\x01\xff value with spaces ", 21);
