@@ -259,12 +259,8 @@ TEST_CASE("gets between writes of their key in one frame see exactly the writes 
     }
   }
   c.SendPacked(requests);
-  std::map<uint64_t, kvtest::OwnedReply> replies;
-  while (replies.size() < requests.size()) {
-    auto reply = c.Receive();
-    REQUIRE(reply.has_value());
-    replies[reply->request_id] = *reply;
-  }
+  auto replies = c.ReceiveById(requests.size());
+  REQUIRE(replies.size() == requests.size());
   for (int k = 0; k < kKeys; ++k) {
     auto at = [&](size_t step) { return replies[step * kKeys + k + 1]; };
     CHECK(at(0).status == WireStatus::PUT_SUCCESS);

@@ -264,12 +264,8 @@ TEST_CASE("a read packed between two writes of its key answers with the first, n
       frame[i].key = key;
     }
     primary.SendPacked(frame);
-    std::map<uint64_t, kvtest::OwnedReply> replies;
-    for (int i = 0; i < 3; ++i) {
-      auto reply = primary.Receive();
-      REQUIRE(reply);
-      replies[reply->request_id] = *reply;
-    }
+    auto replies = primary.ReceiveById(3);
+    REQUIRE(replies.size() == 3);
     CHECK(replies[1].status == WireStatus::PUT_UPDATE);
     CHECK(replies[2].status == WireStatus::GET_SUCCESS);
     CHECK(replies[2].value == value);
@@ -314,12 +310,8 @@ TEST_CASE("while a write waits for a replica, another client's get answers at on
   CHECK(early->value == "acknowledged");  // never the write a fail-over could lose
   CHECK_FALSE(writer_early);              // neither the put nor the writer's get yet
 
-  std::map<uint64_t, kvtest::OwnedReply> replies;
-  for (int i = 0; i < 2; ++i) {
-    auto r = writer.Receive(std::chrono::seconds(5));
-    REQUIRE(r);
-    replies[r->request_id] = *r;
-  }
+  auto replies = writer.ReceiveById(2);
+  REQUIRE(replies.size() == 2);
   CHECK(replies[1].status == WireStatus::PUT_UPDATE);
   CHECK(replies[2].status == WireStatus::GET_SUCCESS);
   CHECK(replies[2].value == "unacknowledged");  // its own put, sent before it

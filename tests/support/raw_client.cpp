@@ -33,6 +33,17 @@ void RawClient::SendPacked(const std::vector<kv::Request>& requests) {
   (void)socket_.send(m, zmq::send_flags::none);
 }
 
+std::map<uint64_t, OwnedReply> RawClient::ReceiveById(size_t count,
+                                                      std::chrono::milliseconds deadline) {
+  std::map<uint64_t, OwnedReply> out;
+  for (size_t i = 0; i < count; ++i) {
+    auto reply = Receive(deadline);
+    if (!reply) break;
+    out[reply->request_id] = std::move(*reply);
+  }
+  return out;
+}
+
 std::optional<OwnedReply> RawClient::Receive(std::chrono::milliseconds deadline) {
   if (!queued_.empty()) {
     OwnedReply out = std::move(queued_.front());

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <deque>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +34,10 @@ class RawClient {
   // Next reply (a packed reply frame yields its replies one by one), or
   // nullopt after the deadline. Undecodable replies fail the test.
   std::optional<OwnedReply> Receive(std::chrono::milliseconds deadline = std::chrono::seconds(5));
+  // The next `count` replies by request id; fewer when one does not arrive
+  // within the deadline (callers check the size).
+  std::map<uint64_t, OwnedReply> ReceiveById(
+      size_t count, std::chrono::milliseconds deadline = std::chrono::seconds(5));
   // Request/reply in one step with a fresh request id.
   std::optional<OwnedReply> Call(kv::Op op, const std::string& key = "",
                                  const std::string& value = "");
