@@ -234,10 +234,10 @@ void Store::OnFlushEvent() {
 
 Status Store::ApplyToLmdb(const MemTable& table) {
   std::vector<std::pair<std::string, const MemEntry*>> sorted;
-  sorted.reserve(table.entries().size());
-  for (const auto& [key, entry] : table.entries()) {
+  sorted.reserve(table.size());
+  table.ForEach([&sorted](std::string_view key, const MemEntry& entry) {
     sorted.emplace_back(EncodeStorageKey(key), &entry);
-  }
+  });
   std::sort(sorted.begin(), sorted.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   MDB_txn* txn = nullptr;
