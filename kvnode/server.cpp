@@ -338,14 +338,14 @@ void Server::HandleRequest(const zmq::message_t& identity, const Request& reques
   p.key.assign(request.key);
   if (request.op == Op::kPut) p.value.assign(request.value);
   if (write) {
-    batch_keys_[p.key] = batch_.size();
+    // Set after the push below: the index reads its key back from batch_.
   } else if (request.op == Op::kGet) {
     // A get of a key written earlier in the batch (TryAnswerNow took every
     // other): it sees that write and none after it, and is answered once the
     // batch is durable.
-    auto w = batch_keys_.find(p.key);
-    if (w != batch_keys_.end()) {
-      const Pending& last = batch_[w->second];
+    auto w = batch_keys_.Find(p.key, [this](size_t i) { return BatchKey(i); });
+    if (w) {
+      const Pending& last = batch_[*w];
       p.answer = last.op == Op::kPut ? WireStatus::GET_SUCCESS : WireStatus::GET_ERROR;
       if (last.op == Op::kPut) p.value = last.value;
     } else {
@@ -356,6 +356,9 @@ void Server::HandleRequest(const zmq::message_t& identity, const Request& reques
     }
   }
   batch_.push_back(std::move(p));
+  if (write) {
+    batch_keys_.Set(batch_.back().key, batch_.size() - 1, [this](size_t i) { return BatchKey(i); });
+  }
 }
 
 Status Server::Validate(const Request& r) const {
@@ -394,7 +397,10 @@ bool Server::TryAnswerNow(const zmq::message_t& identity, const Request& request
       return true;
     }
     case Op::kGet: {
-      if (!batch_keys_.empty() && batch_keys_.find(request.key) != batch_keys_.end()) return false;
+      if (!batch_keys_.empty() &&
+          batch_keys_.Find(request.key, [this](size_t i) { return BatchKey(i); })) {
+        return false;
+      }
       if (!request.stale_ok && !KeyQuiet(request.key)) {
         // A write of this key is not yet on every replica: answering with it
         // now could show a value a fail-over then loses. The value the last
@@ -475,7 +481,8 @@ Server::ParkedRead Server::Park(const zmq::message_t& identity, uint64_t request
 void Server::ReleaseKey(const std::string& key) {
   auto it = unacked_keys_.find(key);
   if (it == unacked_keys_.end() || --it->second.writes > 0) return;
-  unacked_keys_.erase(it);
+  auto node = unacked_keys_.extract(it);
+  if (spare_unacked_.size() < kSpareNodes) spare_unacked_.push_back(std::move(node));
   notifier_->OnKeyQuiet(key);
   auto parked = parked_reads_.find(key);
   if (parked == parked_reads_.end()) return;
@@ -510,17 +517,58 @@ const Server::UnackedKey* Server::AnswerableImage(std::string_view key,
   return u;
 }
 
+HeldReply& Server::NewHold(uint64_t id) {
+  if (spare_holds_.empty()) return held_[id];
+  auto node = std::move(spare_holds_.back());
+  spare_holds_.pop_back();
+  node.key() = id;
+  HeldReply& h = node.mapped();
+  h.identity.rebuild();
+  h.request_id = 0;
+  h.status = WireStatus::PUT_SUCCESS;
+  h.failure_status = WireStatus::PUT_ERROR;
+  h.key.clear();  // clear() keeps the buffers for the next key and value
+  h.waiting = 0;
+  h.silent = false;
+  h.value.clear();
+  h.deleted = false;
+  return held_.insert(std::move(node)).position->second;
+}
+
+void Server::RetireHold(std::map<uint64_t, HeldReply>::iterator it) {
+  auto node = held_.extract(it);
+  if (spare_holds_.size() < kSpareNodes) spare_holds_.push_back(std::move(node));
+}
+
+Server::UnackedKey& Server::UnackedFor(std::string_view key) {
+  auto it = unacked_keys_.find(key);
+  if (it != unacked_keys_.end()) return it->second;
+  if (spare_unacked_.empty()) return unacked_keys_.emplace(std::string(key), UnackedKey{}).first->second;
+  auto node = std::move(spare_unacked_.back());
+  spare_unacked_.pop_back();
+  node.key().assign(key);
+  UnackedKey& u = node.mapped();
+  u.writes = 0;
+  u.has_image = false;
+  u.status = WireStatus::GET_ERROR;
+  u.value.clear();
+  u.reason.clear();
+  u.image_hold = 0;
+  u.writers.clear();
+  return unacked_keys_.insert(std::move(node)).position->second;
+}
+
 uint64_t Server::HoldWrite(const Pending& p) {
   uint64_t id = next_hold_id_++;
-  HeldReply& h = held_[id];
+  HeldReply& h = NewHold(id);
   h.identity.rebuild(p.identity.data(), p.identity.size());
   h.request_id = p.request_id;
   h.failure_status = ErrorStatusFor(p.op);
-  h.key = p.key;
-  h.value = p.value;
+  h.key.assign(p.key);
+  h.value.assign(p.value);
   h.deleted = p.op == Op::kDelete;
   h.waiting = 1;  // released by the caller's SettleForward, once every ack is counted
-  UnackedKey& u = unacked_keys_[p.key];
+  UnackedKey& u = UnackedFor(p.key);
   if (u.writes++ == 0) {
     // Quiet until now, and not yet applied (CommitBatch holds before it
     // writes): what the store has is what acknowledged writes left.
@@ -664,7 +712,7 @@ void Server::CommitBatch() {
     if (!held[i]) Send(batch_[i].identity, replies[i]);
   }
   batch_.clear();
-  batch_keys_.clear();
+  batch_keys_.Clear();
 }
 
 void Server::Send(const zmq::message_t& identity, const Reply& reply) {

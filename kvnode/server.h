@@ -26,6 +26,7 @@
 #include "kvnode/cluster_link.h"
 #include "kvnode/config.h"
 #include "kvnode/handoff.h"
+#include "kvnode/key_index.h"
 #include "kvnode/notifier.h"
 #include "kvnode/replication.h"
 #include "kvnode/storage.h"
@@ -203,7 +204,8 @@ class Server {
   };
   using KeySet = std::unordered_set<std::string, StringHash, std::equal_to<>>;
   // Keys written by batch_, each with the index of its last write there.
-  std::unordered_map<std::string, size_t, StringHash, std::equal_to<>> batch_keys_;
+  KeyIndex batch_keys_;
+  std::string_view BatchKey(size_t i) const { return batch_[i].key; }
   std::vector<zmq::message_t> frames_;          // reused receive buffer
   DecodeScratch scratch_;
   std::string value_buf_;                       // reused read buffer
@@ -279,6 +281,18 @@ class Server {
     std::vector<std::string> writers;  // identities of the unsettled writes, one per write
   };
   std::unordered_map<std::string, UnackedKey, StringHash, std::equal_to<>> unacked_keys_;
+  // Map nodes of settled holds and quiet keys, kept for the next writes: a
+  // write then allocates no node, key, value or writer list for its hold
+  // and its key. Bounded; past that, nodes are freed.
+  static constexpr size_t kSpareNodes = 1024;
+  std::vector<std::map<uint64_t, HeldReply>::node_type> spare_holds_;
+  std::vector<std::unordered_map<std::string, UnackedKey, StringHash, std::equal_to<>>::node_type>
+      spare_unacked_;
+  // A new, empty hold with this id (a recycled node when there is one).
+  HeldReply& NewHold(uint64_t id);
+  void RetireHold(std::map<uint64_t, HeldReply>::iterator it);
+  // key's entry, created empty (from a recycled node) when it has none.
+  UnackedKey& UnackedFor(std::string_view key);
   // A read parked until its key is quiet. Its answer is taken when it is
   // parked (the value the writes before it left), so a later write of the
   // key, applied while it waits, does not change what it returns: requests

@@ -608,14 +608,13 @@ void Server::SettleForward(const std::vector<uint64_t>& hold_ids, const Status& 
       if (outcome.ok() && k.has_image && !h.silent && id > k.image_hold) {
         k.image_hold = id;
         k.status = h.deleted ? WireStatus::GET_ERROR : WireStatus::GET_SUCCESS;
-        k.value = std::move(h.value);
+        k.value.swap(h.value);  // h is retired below: no copy, and both keep a buffer
         k.reason.clear();
       }
     }
-    std::string key = std::move(h.key);
-    held_.erase(it);
     notifier_->Settle(id, outcome.ok());
-    ReleaseKey(key);
+    ReleaseKey(h.key);
+    RetireHold(it);
   }
 }
 

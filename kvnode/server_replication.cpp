@@ -349,11 +349,11 @@ void Server::ReconcileReplication(const std::optional<HashRange>& old_write_rang
       std::vector<uint64_t> hold_ids;
       for (const auto& op : ops) {
         uint64_t id = next_hold_id_++;
-        HeldReply& h = held_[id];
+        HeldReply& h = NewHold(id);
         h.silent = true;
-        h.key = std::string(op.key);
+        h.key.assign(op.key);
         h.waiting = 1;
-        UnackedKey& u = unacked_keys_[h.key];
+        UnackedKey& u = UnackedFor(h.key);
         u.writes++;
         u.has_image = false;  // what came before these writes is not known here: gets wait
         hold_ids.push_back(id);

@@ -413,9 +413,10 @@ Status Store::Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed,
   // lookups (hand-off applies whole ranges this way).
   if (existed != nullptr) existed->assign(ops.size(), false);
   if (prev_versions != nullptr) prev_versions->assign(ops.size(), 0);
-  // key -> its value's version after earlier ops of the batch (nullopt: absent)
-  std::unordered_map<std::string_view, std::optional<uint64_t>> batch_state;
-  if (existed != nullptr) batch_state.reserve(ops.size() - std::min(unchecked, ops.size()));
+  // key -> the batch's last earlier op of it, whose value's version (or a
+  // delete: absent) is what the key holds at this point of the batch.
+  batch_keys_.Clear();
+  const auto key_of = [&ops](size_t i) { return ops[i].key; };
   std::vector<uint64_t> seqs(ops.size(), 0);
   // The active MemTable's entry of ops[i]'s key when the lookup found it
   // there: applied in place below, without a second lookup.
@@ -425,9 +426,8 @@ Status Store::Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed,
     const WriteOp& op = ops[i];
     if (existed != nullptr && i >= unchecked) {
       std::optional<uint64_t> before;
-      auto it = batch_state.find(op.key);
-      if (it != batch_state.end()) {
-        before = it->second;
+      if (auto last = batch_keys_.Find(op.key, key_of)) {
+        if (!ops[*last].is_delete) before = ops[*last].version;
       } else if (MemEntry* e = active_->FindMutable(op.key)) {
         found[i] = e;
         if (!e->deleted) before = e->version;
@@ -438,7 +438,7 @@ Status Store::Write(const std::vector<WriteOp>& ops, std::vector<bool>* existed,
       }
       (*existed)[i] = before.has_value();
       if (prev_versions != nullptr) (*prev_versions)[i] = before.value_or(0);
-      batch_state[op.key] = op.is_delete ? std::nullopt : std::optional<uint64_t>(op.version);
+      batch_keys_.Set(op.key, i, key_of);
       if (op.is_delete && !before) continue;  // nothing to delete, nothing to log
     }
     seqs[i] = seq;

@@ -37,6 +37,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "kvnode/key_index.h"
 #include "kvnode/memtable.h"
 #include "kvnode/wal.h"
 #include "schema/hash.h"
@@ -177,6 +178,7 @@ class Store {
   uint64_t wal_number_ = 0;       // number of the active segment
   uint64_t oldest_wal_ = 1;       // lowest segment number that may still exist
   std::unique_ptr<MemTable> active_ = std::make_unique<MemTable>();
+  KeyIndex batch_keys_;  // Write()'s keys seen so far in its batch, kept for its memory
   std::unique_ptr<const MemTable> frozen_;  // being flushed, or failed to flush
   uint64_t frozen_last_segment_ = 0;        // WAL segments <= this are in frozen_
   bool flush_running_ = false;
