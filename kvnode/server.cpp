@@ -337,14 +337,11 @@ void Server::HandleRequest(const zmq::message_t& identity, const Request& reques
   p.request_id = request.request_id;
   p.key.assign(request.key);
   if (request.op == Op::kPut) p.value.assign(request.value);
-  if (write) {
-    // Set after the push below: the index reads its key back from batch_.
-  } else if (request.op == Op::kGet) {
+  if (request.op == Op::kGet) {
     // A get of a key written earlier in the batch (TryAnswerNow took every
     // other): it sees that write and none after it, and is answered once the
     // batch is durable.
-    auto w = batch_keys_.Find(p.key, [this](size_t i) { return BatchKey(i); });
-    if (w) {
+    if (auto w = LastWriteInBatch(p.key)) {
       const Pending& last = batch_[*w];
       p.answer = last.op == Op::kPut ? WireStatus::GET_SUCCESS : WireStatus::GET_ERROR;
       if (last.op == Op::kPut) p.value = last.value;
@@ -356,9 +353,8 @@ void Server::HandleRequest(const zmq::message_t& identity, const Request& reques
     }
   }
   batch_.push_back(std::move(p));
-  if (write) {
-    batch_keys_.Set(batch_.back().key, batch_.size() - 1, [this](size_t i) { return BatchKey(i); });
-  }
+  // Indexed once in batch_: the index reads its keys back from there.
+  if (write) batch_keys_.Set(batch_.back().key, batch_.size() - 1, BatchKeyOf());
 }
 
 Status Server::Validate(const Request& r) const {
@@ -397,10 +393,7 @@ bool Server::TryAnswerNow(const zmq::message_t& identity, const Request& request
       return true;
     }
     case Op::kGet: {
-      if (!batch_keys_.empty() &&
-          batch_keys_.Find(request.key, [this](size_t i) { return BatchKey(i); })) {
-        return false;
-      }
+      if (LastWriteInBatch(request.key)) return false;
       if (!request.stale_ok && !KeyQuiet(request.key)) {
         // A write of this key is not yet on every replica: answering with it
         // now could show a value a fail-over then loses. The value the last
@@ -523,15 +516,13 @@ HeldReply& Server::NewHold(uint64_t id) {
   spare_holds_.pop_back();
   node.key() = id;
   HeldReply& h = node.mapped();
-  h.identity.rebuild();
-  h.request_id = 0;
-  h.status = WireStatus::PUT_SUCCESS;
-  h.failure_status = WireStatus::PUT_ERROR;
-  h.key.clear();  // clear() keeps the buffers for the next key and value
-  h.waiting = 0;
-  h.silent = false;
+  // A fresh hold that keeps the old one's string buffers.
+  std::string key = std::move(h.key), value = std::move(h.value);
+  h = HeldReply();
+  h.key = std::move(key);
+  h.key.clear();
+  h.value = std::move(value);
   h.value.clear();
-  h.deleted = false;
   return held_.insert(std::move(node)).position->second;
 }
 
@@ -548,12 +539,13 @@ Server::UnackedKey& Server::UnackedFor(std::string_view key) {
   spare_unacked_.pop_back();
   node.key().assign(key);
   UnackedKey& u = node.mapped();
-  u.writes = 0;
-  u.has_image = false;
-  u.status = WireStatus::GET_ERROR;
+  // A fresh entry that keeps the old one's value buffer and writer list.
+  std::string value = std::move(u.value);
+  std::vector<std::string> writers = std::move(u.writers);
+  u = UnackedKey();
+  u.value = std::move(value);
   u.value.clear();
-  u.reason.clear();
-  u.image_hold = 0;
+  u.writers = std::move(writers);
   u.writers.clear();
   return unacked_keys_.insert(std::move(node)).position->second;
 }

@@ -205,7 +205,12 @@ class Server {
   using KeySet = std::unordered_set<std::string, StringHash, std::equal_to<>>;
   // Keys written by batch_, each with the index of its last write there.
   KeyIndex batch_keys_;
-  std::string_view BatchKey(size_t i) const { return batch_[i].key; }
+  auto BatchKeyOf() const {
+    return [this](size_t i) { return std::string_view(batch_[i].key); };
+  }
+  std::optional<size_t> LastWriteInBatch(std::string_view key) const {
+    return batch_keys_.Find(key, BatchKeyOf());
+  }
   std::vector<zmq::message_t> frames_;          // reused receive buffer
   DecodeScratch scratch_;
   std::string value_buf_;                       // reused read buffer
