@@ -2,6 +2,10 @@
 
 #include "schema/wire.h"
 
+#include <array>
+#include <cstring>
+#include <stdexcept>
+
 namespace kv {
 namespace {
 
@@ -9,16 +13,48 @@ capnp::Data::Reader AsData(std::string_view s) {
   return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.data()), s.size());
 }
 
-std::string AsString(capnp::Data::Reader d) {
-  return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
+// First segment for the builders below, so that encoding a batch or an ack
+// does not allocate (and zero) 8 KiB each time: MallocMessageBuilder zeroes
+// what it used when it is destroyed, ready for the next message; larger
+// batches spill into segments of their own. Not schema/wire.cpp's scratch:
+// two builders alive at once must never share one.
+constexpr size_t kScratchWords = 8192;
+thread_local std::array<capnp::word, kScratchWords> tls_first_segment{};
+
+kj::ArrayPtr<capnp::word> FirstSegment() {
+  return kj::arrayPtr(tls_first_segment.data(), kScratchWords);
+}
+
+std::string_view AsView(capnp::Data::Reader d) {
+  return {reinterpret_cast<const char*>(d.begin()), d.size()};
 }
 
 }  // namespace
 
+void ReplBatch::Reserve(size_t writes, size_t bytes) {
+  if (bytes_ != nullptr || !entries.empty()) throw std::logic_error("ReplBatch::Reserve twice");
+  entries.reserve(writes);
+  if (bytes > 0) bytes_ = std::make_unique_for_overwrite<char[]>(bytes);
+  capacity_ = bytes;
+}
+
+void ReplBatch::Add(std::string_view key, std::string_view value, bool deleted,
+                    uint64_t version) {
+  if (key.size() + value.size() > capacity_ - used_) {
+    throw std::logic_error("ReplBatch::Add past its reserved bytes");
+  }
+  char* k = bytes_.get() + used_;
+  if (!key.empty()) std::memcpy(k, key.data(), key.size());
+  char* v = k + key.size();
+  if (!value.empty()) std::memcpy(v, value.data(), value.size());
+  used_ += key.size() + value.size();
+  entries.push_back(ReplEntry{{k, key.size()}, {v, value.size()}, deleted, version});
+}
+
 zmq::message_t EncodeReplicate(uint64_t request_id, uint64_t ring_version,
                                const NodeAddress& primary, const ReplicaStream& stream,
                                uint64_t acked_through, const ReplBatch& batch) {
-  capnp::MallocMessageBuilder b;
+  capnp::MallocMessageBuilder b(FirstSegment());
   auto msg = b.initRoot<wire::PeerMessage>();
   msg.setVersion(wire::PEER_VERSION);
   msg.setRequestId(request_id);
@@ -44,7 +80,7 @@ zmq::message_t EncodeReplicate(uint64_t request_id, uint64_t ring_version,
 }
 
 zmq::message_t EncodeReplicateAck(uint64_t request_id, const ReplicateAckMessage& ack) {
-  capnp::MallocMessageBuilder b;
+  capnp::MallocMessageBuilder b(FirstSegment());
   auto msg = b.initRoot<wire::PeerMessage>();
   msg.setVersion(wire::PEER_VERSION);
   msg.setRequestId(request_id);
@@ -69,21 +105,22 @@ Status ReadReplicate(wire::PeerMessage::Reader msg, size_t max_key_bytes, Replic
   out->seq = r.getSeq();
   out->first_seq = r.getFirstSeq();
   out->acked_through = r.getAckedThrough();
-  out->batch = std::make_shared<ReplBatch>();
-  out->batch->seq = out->seq;
+  // Checked and measured first, then copied into the batch's one buffer.
   auto entries = r.getEntries();
-  out->batch->entries.reserve(entries.size());
+  size_t bytes = 0;
   for (auto e : entries) {
-    ReplEntry entry;
-    entry.key = AsString(e.getKey());
-    if (entry.key.empty() || entry.key.size() > max_key_bytes) {
-      return Status::InvalidArgument("replicated key of " + std::to_string(entry.key.size()) +
-                                     " bytes");
+    size_t key_bytes = e.getKey().size();
+    if (key_bytes == 0 || key_bytes > max_key_bytes) {
+      return Status::InvalidArgument("replicated key of " + std::to_string(key_bytes) + " bytes");
     }
-    entry.deleted = e.getDeleted();
-    if (!entry.deleted) entry.value = AsString(e.getValue());
-    entry.version = e.getVersion();
-    out->batch->entries.push_back(std::move(entry));
+    bytes += key_bytes + (e.getDeleted() ? 0 : e.getValue().size());
+  }
+  out->batch = std::make_shared<ReplBatch>(out->seq);
+  out->batch->Reserve(entries.size(), bytes);
+  for (auto e : entries) {
+    bool deleted = e.getDeleted();
+    out->batch->Add(AsView(e.getKey()), deleted ? std::string_view() : AsView(e.getValue()),
+                    deleted, e.getVersion());
   }
   return Status::Ok();
 }

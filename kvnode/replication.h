@@ -16,6 +16,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 #include <zmq.hpp>
 
@@ -31,17 +32,38 @@ namespace kv {
 // grow across fail-overs (a new primary always holds a newer ring).
 constexpr int kVersionShift = 40;
 
+// Views into the bytes of the ReplBatch that holds it.
 struct ReplEntry {
-  std::string key;
-  std::string value;
+  std::string_view key;
+  std::string_view value;
   bool deleted = false;
   uint64_t version = 0;
 };
 
-// One group commit's writes, shared by the streams that carry it.
-struct ReplBatch {
-  uint64_t seq = 0;
+// One group commit's writes, shared by the streams that carry it. The keys
+// and values are copied into one buffer the batch owns (one allocation per
+// batch, not two per write) and the entries view it, so a batch is never
+// copied, only shared.
+class ReplBatch {
+ public:
+  explicit ReplBatch(uint64_t seq) : seq(seq) {}
+  ReplBatch(const ReplBatch&) = delete;
+  ReplBatch& operator=(const ReplBatch&) = delete;
+
+  // Makes room for `writes` entries holding `bytes` bytes of keys and values
+  // in all; once, before the first Add.
+  void Reserve(size_t writes, size_t bytes);
+  // Copies key and value in. Throws std::logic_error past what Reserve made
+  // room for (a bug: the entries already added would dangle otherwise).
+  void Add(std::string_view key, std::string_view value, bool deleted, uint64_t version);
+
+  const uint64_t seq;
   std::vector<ReplEntry> entries;
+
+ private:
+  std::unique_ptr<char[]> bytes_;
+  size_t capacity_ = 0;
+  size_t used_ = 0;
 };
 
 // A batch sent to one replica and not yet acknowledged by it.

@@ -331,12 +331,19 @@ void Server::HandleRequest(const zmq::message_t& identity, const Request& reques
   if (TryAnswerNow(identity, request)) return;
 
   const bool write = request.op == Op::kPut || request.op == Op::kDelete;
+  // A recycled request keeps its key and value buffers: assigning into them
+  // allocates nothing for keys and values no longer than the last ones.
   Pending p;
+  if (!spare_pending_.empty()) {
+    p = std::move(spare_pending_.back());
+    spare_pending_.pop_back();
+  }
   p.identity.rebuild(identity.data(), identity.size());
   p.op = request.op;
   p.request_id = request.request_id;
   p.key.assign(request.key);
-  if (request.op == Op::kPut) p.value.assign(request.value);
+  p.value.assign(request.op == Op::kPut ? request.value : std::string_view());
+  p.answer = WireStatus::GET_ERROR;
   if (request.op == Op::kGet) {
     // A get of a key written earlier in the batch (TryAnswerNow took every
     // other): it sees that write and none after it, and is answered once the
@@ -702,6 +709,10 @@ void Server::CommitBatch() {
   spdlog::trace("group commit: {} requests, last seq {}", batch_.size(), store_->last_seq());
   for (size_t i = 0; i < batch_.size(); ++i) {
     if (!held[i]) Send(batch_[i].identity, replies[i]);
+  }
+  for (auto& p : batch_) {
+    if (spare_pending_.size() == kSpareNodes) break;
+    spare_pending_.push_back(std::move(p));
   }
   batch_.clear();
   batch_keys_.Clear();

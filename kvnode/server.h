@@ -197,6 +197,7 @@ class Server {
   int stop_requests_ = 0;
 
   std::vector<Pending> batch_;
+  std::vector<Pending> spare_pending_;  // committed requests kept for their buffers (up to kSpareNodes)
   // Transparent: the read path looks keys up by string_view, allocating nothing.
   struct StringHash {
     using is_transparent = void;
@@ -212,6 +213,11 @@ class Server {
     return batch_keys_.Find(key, BatchKeyOf());
   }
   std::vector<zmq::message_t> frames_;          // reused receive buffer
+  // Reused by ProcessPeer and OnPeerLink, so that a replicate or an ack read
+  // allocates no reader, no scratch and no frame list.
+  FrameReader peer_reader_;
+  FrameReader link_reader_;
+  std::vector<zmq::message_t> link_frames_;
   DecodeScratch scratch_;
   std::string value_buf_;                       // reused read buffer
   // Replies of this loop turn, one outbox per client, in first-reply order;

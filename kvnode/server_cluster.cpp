@@ -145,11 +145,11 @@ void Server::ProcessPeer() {
       continue;
     }
     try {
-      auto reader = FrameReader::Open(frames_[1]);
+      const bool readable = peer_reader_.Reset(frames_[1]).ok();
       bool replicate = false;
       ReplicateMessage m;
-      Status s = reader.ok() ? ReadUntrusted([&]() -> Status {
-        auto msg = (*reader)->Root<wire::PeerMessage>();
+      Status s = readable ? ReadUntrusted([&]() -> Status {
+        auto msg = peer_reader_.Root<wire::PeerMessage>();
         if (msg.getVersion() != wire::PEER_VERSION || !msg.isReplicate()) return Status::Ok();
         replicate = true;
         return ReadReplicate(msg, kMaxKeyBytes, &m);
@@ -378,17 +378,16 @@ zmq::socket_t& Server::PeerLink(const NodeAddress& peer) {
 void Server::OnPeerLink(zmq::socket_t& link) {
   std::vector<uint64_t> touched;
   for (int i = 0; i < 1024; ++i) {
-    std::vector<zmq::message_t> frames;
-    size_t total = RecvMultipart(link, &frames, 2, zmq::recv_flags::dontwait);
+    size_t total = RecvMultipart(link, &link_frames_, 2, zmq::recv_flags::dontwait);
     if (total == 0) break;
     if (total != 1) continue;
-    auto reader = FrameReader::Open(frames[0]);
+    Status opened = link_reader_.Reset(link_frames_[0]);
     uint64_t rid = 0, transfer_id = 0;
     bool ok = false, is_replicate_ack = false;
     std::string reason;
     ReplicateAckMessage rack;
-    Status s = reader.ok() ? ReadUntrusted([&]() -> Status {
-      auto msg = (*reader)->Root<wire::PeerMessage>();
+    Status s = opened.ok() ? ReadUntrusted([&]() -> Status {
+      auto msg = link_reader_.Root<wire::PeerMessage>();
       if (msg.getVersion() != wire::PEER_VERSION) return Status::InvalidArgument("bad version");
       rid = msg.getRequestId();
       if (msg.isReplicateAck()) {
@@ -402,7 +401,7 @@ void Server::OnPeerLink(zmq::socket_t& link) {
       reason = msg.getAck().getReason();
       return Status::Ok();
     })
-                           : reader.status();
+                           : opened;
     if (!s.ok()) {
       spdlog::warn("peer link: bad message: {}", s.message());
       continue;

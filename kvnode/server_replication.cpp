@@ -41,12 +41,12 @@ uint64_t Server::AckedThrough() const {
 void Server::ReplicateWrites(const std::vector<WriteOp>& ops, const std::vector<uint64_t>& versions,
                              const std::vector<uint64_t>& hold_ids) {
   if (streams_.empty() || ops.empty()) return;
-  auto batch = std::make_shared<ReplBatch>();
-  batch->seq = repl_seq_++;
-  batch->entries.reserve(ops.size());
+  auto batch = std::make_shared<ReplBatch>(repl_seq_++);
+  size_t bytes = 0;
+  for (const auto& op : ops) bytes += op.key.size() + op.value.size();
+  batch->Reserve(ops.size(), bytes);
   for (size_t i = 0; i < ops.size(); ++i) {
-    batch->entries.push_back(ReplEntry{std::string(ops[i].key), std::string(ops[i].value),
-                                       ops[i].is_delete, versions[i]});
+    batch->Add(ops[i].key, ops[i].value, ops[i].is_delete, versions[i]);
   }
   for (auto& stream : streams_) {
     for (uint64_t id : hold_ids) held_[id].waiting++;

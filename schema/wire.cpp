@@ -88,20 +88,19 @@ capnp::ReaderOptions UntrustedOptions(size_t words) {
 }  // namespace
 
 Result<std::unique_ptr<FrameReader>> FrameReader::Open(const zmq::message_t& frame) {
-  std::unique_ptr<FrameReader> r(new FrameReader());
-  auto words = AlignedWords(frame, r->scratch_);
+  auto r = std::make_unique<FrameReader>();
+  if (Status s = r->Reset(frame); !s.ok()) return s;
+  return r;
+}
+
+Status FrameReader::Reset(const zmq::message_t& frame) {
+  reader_.reset();  // before the scratch it may read is overwritten
+  auto words = AlignedWords(frame, scratch_);
   if (!words.ok()) return words.status();
-  if (words->begin() == r->scratch_.data()) {
-    // Copied: point at our own storage, which moves with the unique_ptr.
-    words = kj::arrayPtr(static_cast<const capnp::word*>(r->scratch_.data()), words->size());
-  }
-  Status s = ReadUntrusted([&] {
-    r->reader_ = std::make_unique<capnp::FlatArrayMessageReader>(
-        *words, UntrustedOptions(words->size()));
+  return ReadUntrusted([&] {
+    reader_.emplace(*words, UntrustedOptions(words->size()));
     return Status::Ok();
   });
-  if (!s.ok()) return s;
-  return r;
 }
 
 Status ReadUntrusted(const std::function<Status()>& fn) {

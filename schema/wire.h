@@ -67,10 +67,22 @@ using DecodeScratch = std::vector<capnp::word>;
 // peer protocol). FrameReader validates the frame on construction with the
 // untrusted-input limits; its Root<T>() may still throw kj::Exception on a
 // bad pointer, so callers read fields inside a try block (see
-// ReadUntrusted). The frame must outlive the reader.
+// ReadUntrusted). The frame must outlive the reader. Owned by one thread.
 class FrameReader {
  public:
   static Result<std::unique_ptr<FrameReader>> Open(const zmq::message_t& frame);
+
+  // An empty reader for Reset; Root() needs a successful Reset first.
+  FrameReader() = default;
+  FrameReader(const FrameReader&) = delete;
+  FrameReader& operator=(const FrameReader&) = delete;
+
+  // Reads `frame` from now on, instead of the frame before, keeping this
+  // reader's scratch: a loop that reuses one reader allocates nothing per
+  // message (an unaligned frame is copied into the scratch, grown as needed).
+  // On an error the reader is empty again.
+  [[nodiscard]] Status Reset(const zmq::message_t& frame);
+
   template <typename T>
   typename T::Reader Root() {
     return reader_->getRoot<T>();
@@ -78,7 +90,7 @@ class FrameReader {
 
  private:
   DecodeScratch scratch_;
-  std::unique_ptr<capnp::FlatArrayMessageReader> reader_;
+  std::optional<capnp::FlatArrayMessageReader> reader_;
 };
 
 // Runs fn (which reads from a FrameReader) and turns a kj::Exception thrown

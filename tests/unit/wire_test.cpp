@@ -263,3 +263,38 @@ TEST_CASE("an unreadable frame gives one error and then ends", "[wire][packed]")
   CHECK(reader.NextReply(&out).IsInvalidArgument());
   CHECK(reader.done());
 }
+
+TEST_CASE("one frame reader reads frame after frame, aligned or not, and recovers from bad ones",
+          "[wire]") {
+  // A KeyValue of `bytes` value bytes, as a frame at `offset` bytes past an
+  // 8-byte boundary (ZeroMQ hands frames at any offset in its receive buffer).
+  std::string storage;
+  auto frame_of = [&storage](size_t bytes, size_t offset) {
+    capnp::MallocMessageBuilder b;
+    auto kv = b.initRoot<kv::wire::KeyValue>();
+    std::string value(bytes, static_cast<char>('a' + bytes % 26));
+    kv.setKey(kv::ToCapnpData("key" + std::to_string(bytes)));
+    kv.setValue(kv::ToCapnpData(value));
+    zmq::message_t m = kv::ToFrame(b);
+    storage.assign(m.size() + 16, '\0');
+    char* at = storage.data() + (8 - reinterpret_cast<uintptr_t>(storage.data()) % 8) + offset;
+    std::memcpy(at, m.data(), m.size());
+    return zmq::message_t(at, m.size(), nullptr, nullptr);  // no copy: the frame is at `at`
+  };
+  kv::FrameReader reader;
+  for (size_t bytes : {10, 5000, 100, 70000, 3}) {
+    for (size_t offset : {0, 1, 3}) {
+      zmq::message_t frame = frame_of(bytes, offset);
+      REQUIRE((reinterpret_cast<uintptr_t>(frame.data()) % 8) == offset);
+      REQUIRE(reader.Reset(frame).ok());
+      auto kv = reader.Root<kv::wire::KeyValue>();
+      CHECK(kv::FromCapnpData(kv.getKey()) == "key" + std::to_string(bytes));
+      CHECK(kv::FromCapnpData(kv.getValue()) ==
+            std::string(bytes, static_cast<char>('a' + bytes % 26)));
+    }
+    zmq::message_t bad("not capnp", 9);  // not whole words
+    CHECK(reader.Reset(bad).IsInvalidArgument());
+    zmq::message_t garbage(std::string(64, '\xff').data(), 64);  // segment table lies
+    CHECK(reader.Reset(garbage).IsInvalidArgument());
+  }
+}
