@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <map>
 #include <random>
+#include <unordered_map>
+#include <vector>
 #include <zmq.hpp>
 
 #include "kvclient/router.h"
@@ -170,15 +172,26 @@ class ClusterTarget : public Target {
       failed_.push_back(TargetReply{request.tag, false, "send_failed"});
       return;
     }
-    in_flight_.emplace(Key{*connection, *id}, std::move(request));
+    // A recycled node when there is one: a request in flight then allocates
+    // no map node (the key string moves in with the request).
+    if (spare_.empty()) {
+      in_flight_.emplace(Key{*connection, *id}, std::move(request));
+      return;
+    }
+    auto node = std::move(spare_.back());
+    spare_.pop_back();
+    node.key() = Key{*connection, *id};
+    node.mapped() = std::move(request);
+    in_flight_.insert(std::move(node));
   }
 
   void Account(Connection* connection, Completion& c, std::vector<TargetReply>* out,
                std::vector<Redirect>* redirects) {
     auto it = in_flight_.find(Key{connection, c.request_id});
     if (it == in_flight_.end()) return;  // a router refresh (keyrange), not ours
-    Request request = std::move(it->second);
-    in_flight_.erase(it);
+    auto node = in_flight_.extract(it);
+    Request request = std::move(node.mapped());
+    if (spare_.size() < kSpareNodes) spare_.push_back(std::move(node));
     if (!c.result.ok()) {
       out->push_back(TargetReply{request.tag, false,
                                  c.result.status().IsTimeout() ? "timeout" : "client_error"});
@@ -233,7 +246,14 @@ class ClusterTarget : public Target {
 
   zmq::context_t ctx_;
   client::Router router_;
-  std::map<Key, Request> in_flight_;
+  struct KeyHash {
+    size_t operator()(const Key& k) const {
+      return std::hash<const void*>{}(k.first) ^ (std::hash<uint64_t>{}(k.second) * 0x9E3779B97F4A7C15ull);
+    }
+  };
+  std::unordered_map<Key, Request, KeyHash> in_flight_;
+  static constexpr size_t kSpareNodes = 4096;
+  std::vector<std::unordered_map<Key, Request, KeyHash>::node_type> spare_;  // kept for Issue
   std::chrono::milliseconds timeout_;
   std::vector<TargetReply> failed_;  // sends that failed, reported by the next Poll
   std::multimap<Clock::time_point, Request> delayed_;  // to resend after a back-off, by when

@@ -171,7 +171,7 @@ Result<uint64_t> Connection::Send(Op op, std::string_view key, std::string_view 
     }
   }
   ++next_request_id_;
-  pending_.emplace(request.request_id, Pending{op, Clock::now()});
+  pending_.Add(request.request_id, Pending{op, Clock::now()});
   return request.request_id;
 }
 
@@ -239,26 +239,27 @@ void Connection::Deliver(const zmq::message_t& body) {
       spdlog::warn("dropping an unreadable reply from {}: {}", address_, s.ToString());
       return;
     }
-    auto it = pending_.find(reply.request_id);
-    if (it == pending_.end()) {
+    const Pending* pending = pending_.Find(reply.request_id);
+    if (pending == nullptr) {
       ++stale_replies_;
       spdlog::debug("dropping reply {} from {}: no such request in flight", reply.request_id,
                     address_);
       continue;
     }
-    ready_.push_back(Completion{reply.request_id, it->second.op, it->second.sent_at, Own(reply)});
-    pending_.erase(it);
+    ready_.push_back(Completion{reply.request_id, pending->op, pending->sent_at, Own(reply)});
+    (void)pending_.Remove(reply.request_id);
   } while (!reader.done());
 }
 
 void Connection::ExpireBefore(Clock::time_point now) {
   while (!pending_.empty()) {
-    auto it = pending_.begin();
-    if (now - it->second.sent_at < options_.request_timeout) break;
+    const Pending& oldest = pending_.front();
+    if (now - oldest.sent_at < options_.request_timeout) break;
+    const uint64_t id = pending_.front_id();
     ready_.push_back(
-        Completion{it->first, it->second.op, it->second.sent_at,
+        Completion{id, oldest.op, oldest.sent_at,
                    Status::Timeout(TimeoutMessage(address_, options_.request_timeout))});
-    pending_.erase(it);
+    (void)pending_.Remove(id);
   }
 }
 
@@ -280,19 +281,19 @@ Result<KvReply> Connection::Await(uint64_t request_id) {
     }
     return std::nullopt;
   };
-  auto pending = pending_.find(request_id);
-  if (pending == pending_.end()) {
+  const Pending* pending = pending_.Find(request_id);
+  if (pending == nullptr) {
     if (auto r = take_ready()) return std::move(*r);
     return Status::InvalidArgument("request " + std::to_string(request_id) + " is not in flight");
   }
-  const Clock::time_point deadline = pending->second.sent_at + options_.request_timeout;
+  const Clock::time_point deadline = pending->sent_at + options_.request_timeout;
   for (;;) {
     (void)Flush();  // a held request is retried until its deadline
     ReadAvailable();
     if (auto r = take_ready()) return std::move(*r);
     auto now = Clock::now();
     if (now >= deadline) {
-      pending_.erase(request_id);
+      (void)pending_.Remove(request_id);
       return Status::Timeout(TimeoutMessage(address_, options_.request_timeout));
     }
     auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
@@ -307,7 +308,7 @@ Result<KvReply> Connection::Await(uint64_t request_id) {
 
 std::optional<Clock::time_point> Connection::NextDeadline() const {
   if (pending_.empty()) return std::nullopt;
-  return pending_.begin()->second.sent_at + options_.request_timeout;
+  return pending_.front().sent_at + options_.request_timeout;
 }
 
 zmq::pollitem_t Connection::PollItem() {

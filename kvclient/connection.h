@@ -16,6 +16,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "kvclient/request_window.h"
 #include "schema/status.h"
 #include "schema/wire.h"
 
@@ -156,7 +157,7 @@ class Connection {
   Result<KvReply> Await(uint64_t request_id);
 
   // Stops waiting for a request; a reply that still arrives is stale.
-  void Forget(uint64_t request_id) { pending_.erase(request_id); }
+  void Forget(uint64_t request_id) { (void)pending_.Remove(request_id); }
 
   // When the oldest request in flight times out (nullopt if none in flight).
   std::optional<Clock::time_point> NextDeadline() const;
@@ -186,9 +187,9 @@ class Connection {
   ConnectionOptions options_;
   std::optional<zmq::socket_t> socket_;
   uint64_t next_request_id_ = 1;
-  // Ordered by id, which is also send order, so the oldest is first.
-  std::map<uint64_t, Pending> pending_;
-  std::deque<Completion> ready_;
+  // By id, which is also send order, so the oldest is first.
+  RequestWindow<Pending> pending_;
+  std::vector<Completion> ready_;  // handed out by Collect; keeps its capacity
   uint64_t stale_replies_ = 0;
   uint64_t control_replies_ = 0;
   DecodeScratch scratch_;
