@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <sstream>
 #include <thread>
 
@@ -210,7 +211,7 @@ std::optional<OwnedReply> RoutedClient::Call(kv::Op op, const std::string& key,
     r.value = value;
     conn->Send(r);
     std::optional<OwnedReply> reply;
-    auto wait_end = std::chrono::steady_clock::now() + attempt_timeout_;
+    auto wait_end = std::min(std::chrono::steady_clock::now() + attempt_timeout_, end);
     while (std::chrono::steady_clock::now() < wait_end) {
       auto got = conn->Receive(std::chrono::milliseconds(100));
       if (got && got->request_id == r.request_id) {
