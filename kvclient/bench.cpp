@@ -61,8 +61,8 @@ Result<BenchResult> RunBench(const BenchConfig& config, std::ostream* progress) 
   auto workload = MakeWorkload(config.workload, workload_options);
   if (!workload.ok()) return workload.status();
 
-  TargetOptions target_options{config.connections, config.request_timeout,
-                               config.broker_pub_port};
+  TargetOptions target_options{config.connections, config.request_timeout, config.broker_pub_port,
+                               config.ordered_reads};
   Result<std::unique_ptr<Target>> target =
       config.target.empty() ? MakeClusterTarget(config.host, config.port, target_options)
                             : MakeRedisTarget(*ParseRedisUrl(config.target), target_options);

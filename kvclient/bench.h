@@ -39,6 +39,7 @@ struct BenchConfig {
   bool run_phase = true;              // then run the workload
   uint64_t seed = 42;                 // key choice and value bytes
   std::chrono::milliseconds request_timeout{3000};    // a request older than this is an error
+  bool ordered_reads = false;  // cluster: gets wait for their lane's earlier writes (--ordered)
   std::chrono::milliseconds progress_interval{1000};  // between progress lines
 };
 

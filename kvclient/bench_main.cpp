@@ -90,6 +90,11 @@ int main(int argc, char** argv) {
   flags.Int({"--seed"}, "N", "seed for key choice and values", &seed, 0, INT64_MAX);
   flags.Int({"--timeout-ms"}, "N", "a request without a reply by then is an error", &timeout_ms, 1,
             3'600'000);
+  flags.AddSwitch({"--ordered"},
+                  "cluster: a get waits for its connection's earlier writes of its key, as the "
+                  "protocol orders them by default (kvbench's in-flight slots are independent "
+                  "clients, so by default their gets are sent unordered; Redis keeps order anyway)",
+                  &config.ordered_reads);
   flags.AddSwitch({"--json"}, "print one JSON object instead of the table", &json);
   flags.AddSwitch({"--progress"}, "a progress line a second on stderr even if not a terminal",
                   &progress);

@@ -59,7 +59,8 @@ class ClusterTarget : public Target {
                                             /*lanes=*/1, /*coalesce=*/true,
                                             /*links=*/static_cast<int>(options.lanes),
                                             /*shared_socket=*/true}),
-        timeout_(options.request_timeout) {}
+        timeout_(options.request_timeout),
+        ordered_reads_(options.ordered_reads) {}
 
   Status Connect(const std::string& host, uint16_t port) {
     if (Status s = router_.Connect(host, port); !s.ok()) return s;
@@ -75,9 +76,12 @@ class ClusterTarget : public Target {
 
   std::string Describe() const override {
     std::string kind = router_.via_broker() ? "broker " : "node ";
-    if (!router_.via_broker() && router_.table().size() <= 1) return kind + router_.address();
+    const char* order = ordered_reads_ ? " (ordered gets)" : "";
+    if (!router_.via_broker() && router_.table().size() <= 1) {
+      return kind + router_.address() + order;
+    }
     return kind + router_.address() + ", ring v" + std::to_string(router_.version()) + " with " +
-           std::to_string(router_.table().size()) + " nodes";
+           std::to_string(router_.table().size()) + " nodes" + order;
   }
 
   void Send(size_t lane, uint64_t tag, Action action, std::string_view key,
@@ -166,7 +170,8 @@ class ClusterTarget : public Target {
       return;
     }
     auto id = (*connection)->Send(WireOp(request.action), request.key, request.value,
-                                  router_.version());
+                                  router_.version(), /*stale_ok=*/false,
+                                  /*unordered=*/!ordered_reads_);
     if (!id.ok()) {
       spdlog::warn("send to {} failed: {}", (*connection)->address(), id.status().ToString());
       failed_.push_back(TargetReply{request.tag, false, "send_failed"});
@@ -255,6 +260,7 @@ class ClusterTarget : public Target {
   static constexpr size_t kSpareNodes = 4096;
   std::vector<std::unordered_map<Key, Request, KeyHash>::node_type> spare_;  // kept for Issue
   std::chrono::milliseconds timeout_;
+  bool ordered_reads_;               // else gets go unordered (TargetOptions::ordered_reads)
   std::vector<TargetReply> failed_;  // sends that failed, reported by the next Poll
   std::multimap<Clock::time_point, Request> delayed_;  // to resend after a back-off, by when
   std::vector<Completion> completions_;

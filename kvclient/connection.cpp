@@ -150,7 +150,7 @@ void SharedSocket::Pump() {
 }
 
 Result<uint64_t> Connection::Send(Op op, std::string_view key, std::string_view value,
-                                  uint64_t ring_version, bool stale_ok) {
+                                  uint64_t ring_version, bool stale_ok, bool unordered) {
   if (!open()) return Status::Unavailable("connection to " + address_ + " is not open");
   Request request;
   request.request_id = next_request_id_;
@@ -159,6 +159,7 @@ Result<uint64_t> Connection::Send(Op op, std::string_view key, std::string_view 
   request.key = key;
   request.value = value;
   request.stale_ok = stale_ok && op == Op::kGet;
+  request.unordered = unordered && op == Op::kGet;
   if (!out_.empty() && out_.bytes() + value.size() >= kMaxPackedBytes) {
     // This one would grow the frame past the cap: send what is held first.
     if (Status s = Flush(); !s.ok()) return s;

@@ -137,8 +137,10 @@ class Connection {
   // Overloaded when the socket's send queue is full (with coalesce: when a
   // full frame could not be sent either). stale_ok (gets only):
   // any replica may answer, see Request.staleOk in schema/kv.capnp.
+  // unordered (gets only): need not wait for this connection's
+  // unacknowledged writes of the key, see Request.unordered there.
   Result<uint64_t> Send(Op op, std::string_view key = {}, std::string_view value = {},
-                        uint64_t ring_version = 0, bool stale_ok = false);
+                        uint64_t ring_version = 0, bool stale_ok = false, bool unordered = false);
 
   // Sends the requests a coalescing connection is holding, as one frame.
   // Overloaded when the socket's send queue is full (they stay held, for the

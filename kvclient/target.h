@@ -61,6 +61,12 @@ struct TargetOptions {
   std::chrono::milliseconds request_timeout{3000};  // a request unanswered by then fails
   int broker_pub_port = -1;                         // cluster: broker's ring publisher;
                                                     // -1 = control port + 1
+  // cluster: a get waits for its lane's earlier, unacknowledged writes of
+  // its key (the protocol's default order). Off: gets are sent unordered
+  // (Request.unordered), since a lane's in-flight slots are independent
+  // clients, each sending its next operation only after its last finished.
+  // Redis keeps a connection's order whatever this says.
+  bool ordered_reads = false;
 };
 
 // Probes host:port (node or broker) and loads the routing table. Fails when

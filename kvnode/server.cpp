@@ -400,12 +400,15 @@ bool Server::TryAnswerNow(const zmq::message_t& identity, const Request& request
       return true;
     }
     case Op::kGet: {
-      if (LastWriteInBatch(request.key)) return false;
+      // An unordered get does not wait for this connection's writes of its
+      // key, in this batch or unacknowledged: it is answered now with what
+      // acknowledged writes left (the store before this batch, or the image).
+      if (!request.unordered && LastWriteInBatch(request.key)) return false;
       if (!request.stale_ok && !KeyQuiet(request.key)) {
         // A write of this key is not yet on every replica: answering with it
         // now could show a value a fail-over then loses. The value the last
         // acknowledged write left is safe to show.
-        if (const UnackedKey* image = AnswerableImage(request.key, identity)) {
+        if (const UnackedKey* image = AnswerableImage(request.key, identity, request.unordered)) {
           Reply reply;
           reply.request_id = request.request_id;
           reply.key = request.key;
@@ -507,9 +510,11 @@ void Server::ReleaseKey(const std::string& key) {
 }
 
 const Server::UnackedKey* Server::AnswerableImage(std::string_view key,
-                                                  const zmq::message_t& identity) const {
+                                                  const zmq::message_t& identity,
+                                                  bool unordered) const {
   const UnackedKey* u = FindUnacked(key);
   if (u == nullptr || !u->has_image) return nullptr;
+  if (unordered) return u;
   std::string_view id(static_cast<const char*>(identity.data()), identity.size());
   for (const auto& w : u->writers) {
     if (w == id) return nullptr;  // its own write comes first: wait for it

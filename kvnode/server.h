@@ -165,7 +165,10 @@ class Server {
   }
   // The image of key a get from identity may be answered with now although
   // writes of the key are unsettled, or null when it must wait (parked_reads_).
-  const UnackedKey* AnswerableImage(std::string_view key, const zmq::message_t& identity) const;
+  // unordered (Request.unordered): identity's own unsettled writes do not
+  // make it wait.
+  const UnackedKey* AnswerableImage(std::string_view key, const zmq::message_t& identity,
+                                    bool unordered = false) const;
   void AnswerGet(const zmq::message_t& identity, uint64_t request_id, std::string_view key);
   // key as this node has it now (recent writes, then the cache, then LMDB):
   // GET_SUCCESS with *value (valid until the next store or cache call), or

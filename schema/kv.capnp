@@ -31,6 +31,15 @@ struct Request {
   # a read may miss recent writes; without it only the primary answers and
   # reads are linearizable.
   staleOk @8 :Bool;
+  # get only: the read does not depend on this connection's earlier writes
+  # that are still unacknowledged (it comes from another caller sharing the
+  # connection, such as another of kvbench's in-flight slots), so the node may
+  # answer it before them, with the value the key's last acknowledged write
+  # left, as it would a read from another connection. Still linearizable:
+  # those writes are concurrent with it. Without it a get sees every write of
+  # its key sent before it on the connection, and waits until they are
+  # acknowledged.
+  unordered @9 :Bool;
 }
 
 # Status words; the shell prints them with the snake_case spelling given in

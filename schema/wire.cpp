@@ -175,6 +175,7 @@ void FillRequest(const Request& r, wire::Request::Builder root) {
     case Op::kKeyrangeRead: root.setKeyrangeRead(); break;
   }
   if (r.stale_ok) root.setStaleOk(true);
+  if (r.unordered) root.setUnordered(true);
 }
 
 void FillReply(const Reply& r, wire::Reply::Builder root) {
@@ -209,6 +210,7 @@ Status DecodeRequestWords(kj::ArrayPtr<const capnp::word> words, Request* out,
     out->key = {};
     out->value = {};
     out->stale_ok = root.getStaleOk();
+    out->unordered = root.getUnordered();
     switch (root.which()) {
       case wire::Request::PUT: {
         auto kv = root.getPut();

@@ -46,6 +46,9 @@ struct Request {
   std::string_view key;
   std::string_view value;
   bool stale_ok = false;  // get: a replica may answer (may miss recent writes)
+  // get: need not wait for this connection's unacknowledged writes of its key
+  // (Request.unordered in schema/kv.capnp).
+  bool unordered = false;
 };
 
 // A reply as plain fields; same lifetime rule as Request.

@@ -101,6 +101,79 @@ TEST_CASE("a pipelined get sees the put sent before it", "[node]") {
   }
 }
 
+// The get, in a frame of its own right behind its key's put, often arrives
+// while that put's group commit is running. It must see that write; another
+// client's read of a quiet key is answered as usual.
+TEST_CASE("a get in the frame after its key's put sees the put, round after round",
+          "[node][sync]") {
+  TempDir work;
+  NodeProcess node(work / "data", work.path());
+  REQUIRE(node.started());
+  RawClient writer(node.port());
+  RawClient reader(node.port());
+  REQUIRE(writer.Call(Op::kPut, "quiet", "still")->status == WireStatus::PUT_SUCCESS);
+  constexpr int kRounds = 200;
+  for (int i = 0; i < kRounds; ++i) {
+    const std::string key = "behind-" + std::to_string(i % 7);
+    const std::string value = "v" + std::to_string(i);  // Request holds views
+    kv::Request put;
+    put.request_id = 2 * i + 1;
+    put.op = Op::kPut;
+    put.key = key;
+    put.value = value;
+    kv::Request get;
+    get.request_id = 2 * i + 2;
+    get.op = Op::kGet;
+    get.key = key;
+    writer.Send(put);
+    writer.Send(get);
+    kv::Request other;
+    other.request_id = i + 1;
+    other.op = Op::kGet;
+    other.key = "quiet";
+    reader.Send(other);
+    auto replies = writer.ReceiveById(2);
+    REQUIRE(replies.size() == 2);
+    CHECK((replies[put.request_id].status == WireStatus::PUT_SUCCESS ||
+           replies[put.request_id].status == WireStatus::PUT_UPDATE));
+    REQUIRE(replies[get.request_id].status == WireStatus::GET_SUCCESS);
+    REQUIRE(replies[get.request_id].value == value);
+    auto seen = reader.Receive();
+    REQUIRE(seen.has_value());
+    CHECK(seen->request_id == other.request_id);
+    CHECK(seen->value == "still");
+  }
+}
+TEST_CASE("an unordered get packed after its key's put answers with the value before it",
+          "[node][packed]") {
+  TempDir work;
+  NodeProcess node(work / "data", work.path());
+  REQUIRE(node.started());
+  RawClient c(node.port());
+  REQUIRE(c.Call(Op::kPut, "k", "old")->status == WireStatus::PUT_SUCCESS);
+  std::vector<kv::Request> requests(3);
+  requests[0].op = Op::kPut;
+  requests[0].value = "new";
+  requests[1].op = Op::kGet;
+  requests[1].unordered = true;  // another caller's: the put is concurrent with it
+  requests[2].op = Op::kGet;     // ordered: sees the put sent before it
+  for (size_t i = 0; i < requests.size(); ++i) {
+    requests[i].request_id = 10 + i;
+    requests[i].key = "k";
+  }
+  c.SendPacked(requests);
+  auto replies = c.ReceiveById(3);
+  REQUIRE(replies.size() == 3);
+  CHECK(replies[10].status == WireStatus::PUT_UPDATE);
+  CHECK(replies[11].status == WireStatus::GET_SUCCESS);
+  CHECK(replies[11].value == "old");
+  CHECK(replies[12].status == WireStatus::GET_SUCCESS);
+  CHECK(replies[12].value == "new");
+  auto after = c.Call(Op::kGet, "k");
+  REQUIRE(after);
+  CHECK(after->value == "new");
+}
+
 TEST_CASE("keys and values out of limits are refused and nothing is stored", "[node][limits]") {
   TempDir work;
   NodeProcess node(work / "data", work.path(), {"--max-value-bytes", "1000"});

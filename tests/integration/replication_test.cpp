@@ -277,7 +277,7 @@ TEST_CASE("a read packed between two writes of its key answers with the first, n
 }
 
 TEST_CASE("while a write waits for a replica, another client's get answers at once with the "
-          "acknowledged value and the writer's own get waits for its write",
+          "acknowledged value and the writer's own get waits for its write unless unordered",
           "[replication][image]") {
   TempDir dir;
   Cluster cluster(dir.path(), {"--replication-factor", "3"});
@@ -304,14 +304,24 @@ TEST_CASE("while a write waits for a replica, another client's get answers at on
   writer.Send(request(1, Op::kPut, "unacknowledged"));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   writer.Send(request(2, Op::kGet));
+  // The writer's unordered get (another caller on the same connection) is
+  // answered like another client's, ahead of the put and the ordered get.
+  kv::Request unordered = request(3, Op::kGet);
+  unordered.unordered = true;
+  writer.Send(unordered);
   other.Send(request(1, Op::kGet));
   auto early = other.Receive(std::chrono::milliseconds(400));
-  auto writer_early = writer.Receive(std::chrono::milliseconds(0));
+  auto writer_early = writer.Receive(std::chrono::milliseconds(400));
+  auto writer_more = writer.Receive(std::chrono::milliseconds(0));
   cluster.node(replica).process().Signal(SIGCONT);
   REQUIRE(early);
   CHECK(early->status == WireStatus::GET_SUCCESS);
   CHECK(early->value == "acknowledged");  // never the write a fail-over could lose
-  CHECK_FALSE(writer_early);              // neither the put nor the writer's get yet
+  REQUIRE(writer_early);
+  CHECK(writer_early->request_id == 3);
+  CHECK(writer_early->status == WireStatus::GET_SUCCESS);
+  CHECK(writer_early->value == "acknowledged");
+  CHECK_FALSE(writer_more);  // neither the put nor the writer's ordered get yet
 
   auto replies = writer.ReceiveById(2);
   REQUIRE(replies.size() == 2);

@@ -31,7 +31,8 @@ struct Seen {
   kv::Op op = kv::Op::kGet;
   std::string key;
   std::string value;
-  bool stale_ok = false;  // Request.staleOk
+  bool stale_ok = false;   // Request.staleOk
+  bool unordered = false;  // Request.unordered
 };
 
 struct Answer {
@@ -87,8 +88,8 @@ class ServedNode {
       kv::Request request;
       uint64_t id = 0;
       if (!kv::DecodeRequest(frames[1], scratch, &request, &id).ok()) continue;
-      Seen seen{request.op, std::string(request.key), std::string(request.value),
-                request.stale_ok};
+      Seen seen{request.op, std::string(request.key), std::string(request.value), request.stale_ok,
+                request.unordered};
       {
         std::lock_guard<std::mutex> lock(mu_);
         seen_.push_back(seen);

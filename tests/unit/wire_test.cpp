@@ -159,6 +159,7 @@ TEST_CASE("a packed frame carries many requests and reads back in order", "[wire
     r.key = keys[i];
     if (r.op == kv::Op::kPut) r.value = values[i];
     r.stale_ok = r.op == kv::Op::kGet && i % 2 == 0;
+    r.unordered = r.op == kv::Op::kGet && i % 4 < 2;
     writer.Add(r);
   }
   CHECK(writer.count() == 100);
@@ -177,6 +178,7 @@ TEST_CASE("a packed frame carries many requests and reads back in order", "[wire
     CHECK(out.key == keys[read]);
     if (out.op == kv::Op::kPut) CHECK(out.value == values[read]);
     CHECK(out.stale_ok == (out.op == kv::Op::kGet && read % 2 == 0));
+    CHECK(out.unordered == (out.op == kv::Op::kGet && read % 4 < 2));
     ++read;
   }
   CHECK(read == 100);
