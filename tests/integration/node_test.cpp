@@ -144,6 +144,7 @@ TEST_CASE("a get in the frame after its key's put sees the put, round after roun
     CHECK(seen->value == "still");
   }
 }
+
 TEST_CASE("an unordered get packed after its key's put answers with the value before it",
           "[node][packed]") {
   TempDir work;
