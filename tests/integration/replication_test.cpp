@@ -4,8 +4,10 @@
 // never shows a write that is not yet on every replica.
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <atomic>
 #include <csignal>
 #include <map>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -15,6 +17,8 @@
 #include "schema/socket.h"
 #include "schema/wire.h"
 #include "tests/support/cluster.h"
+#include "tests/support/fault_workload.h"
+#include "tests/support/linearizability.h"
 
 using kv::Op;
 using kv::WireStatus;
@@ -333,6 +337,112 @@ TEST_CASE("while a write waits for a replica, another client's get answers at on
   auto late = other.Receive(std::chrono::seconds(5));
   REQUIRE(late);
   CHECK(late->value == "unacknowledged");
+}
+
+// Two clients pipeline puts, ordered gets and unordered gets of a few keys
+// on one primary while a replica is stopped now and then (so writes wait for
+// acks and gets take the image or park): the history is linearizable.
+TEST_CASE("pipelined ordered and unordered gets beside pipelined puts stay linearizable",
+          "[replication][image][lin]") {
+  TempDir dir;
+  Cluster cluster(dir.path(), {"--replication-factor", "3"});
+  StartNodes(cluster, 3);
+  const auto ring = cluster.Keyrange();
+  const uint16_t primary = cluster.node(0).port();
+  std::vector<std::string> keys;
+  for (int i = 0; i < 400 && keys.size() < 6; ++i) {
+    std::string k = "pipelined-" + std::to_string(i);
+    if (kvtest::PrimaryPort(ring, k) == primary) keys.push_back(k);
+  }
+  REQUIRE(keys.size() == 6);
+  size_t replica = 1;
+  {  // until the primary serves (it may apply the ring after the broker has it)
+    RawClient probe(primary);
+    std::optional<kvtest::OwnedReply> r;
+    for (int i = 0; i < 100; ++i) {
+      r = probe.Call(Op::kGet, keys[0]);
+      if (r && r->status == WireStatus::GET_ERROR) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    REQUIRE(r);
+    REQUIRE(r->status == WireStatus::GET_ERROR);
+  }
+
+  const auto origin = std::chrono::steady_clock::now();
+  std::atomic<bool> stop{false};
+  constexpr int kClients = 2, kInFlight = 4, kMaxOps = 20000;
+  std::vector<std::vector<kvtest::lin::Operation>> histories(kClients);
+  std::vector<int> unordered_gets(kClients, 0);
+  std::vector<std::string> first_error(kClients);
+  auto client_loop = [&](int c) {
+    RawClient raw(primary);
+    std::mt19937_64 rng(1000 + c);
+    std::map<uint64_t, size_t> open;  // request id -> index in the history
+    std::vector<kvtest::lin::Operation>& history = histories[c];
+    uint64_t next_id = 1;
+    while (!stop || !open.empty()) {
+      while (!stop && open.size() < kInFlight && history.size() < kMaxOps) {
+        kvtest::lin::Operation op;
+        op.client = c;
+        op.key = keys[rng() % keys.size()];
+        kv::Request r;
+        r.request_id = next_id++;
+        r.key = op.key;
+        const int pick = static_cast<int>(rng() % 10);
+        if (pick < 4) {
+          op.kind = kvtest::lin::OpKind::kPut;
+          op.value = "c" + std::to_string(c) + "-" + std::to_string(r.request_id);
+          r.op = Op::kPut;
+          r.value = *op.value;  // a view: sent (encoded) below, while op is alive
+        } else {
+          op.kind = kvtest::lin::OpKind::kGet;
+          r.op = Op::kGet;
+          r.unordered = pick >= 7;
+          unordered_gets[c] += r.unordered;
+        }
+        op.invoke_us = kvtest::MicrosSince(origin);
+        raw.Send(r);
+        open[r.request_id] = history.size();
+        history.push_back(op);
+      }
+      if (open.empty()) break;
+      auto reply = raw.Receive(std::chrono::seconds(5));
+      if (!reply) {  // every open request's outcome is unknown
+        for (auto& [id, at] : open) kvtest::ClassifyReply(std::nullopt, &history[at]);
+        break;
+      }
+      auto it = open.find(reply->request_id);
+      if (it == open.end()) continue;
+      kvtest::lin::Operation& op = history[it->second];
+      op.complete_us = kvtest::MicrosSince(origin);
+      kvtest::ClassifyReply(reply, &op);
+      if (op.outcome != kvtest::lin::Outcome::kOk && first_error[c].empty()) {
+        first_error[c] = std::string(kv::StatusWord(reply->status)) + ": " + reply->reason;
+      }
+      open.erase(it);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kClients; ++c) threads.emplace_back(client_loop, c);
+  for (int round = 0; round < 4; ++round) {  // 2 s: stopped, running, stopped, ...
+    cluster.node(replica).process().Signal(SIGSTOP);
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    cluster.node(replica).process().Signal(SIGCONT);
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  stop = true;
+  for (auto& t : threads) t.join();
+
+  std::vector<kvtest::lin::Operation> all;
+  for (const auto& h : histories) all.insert(all.end(), h.begin(), h.end());
+  CHECK(unordered_gets[0] + unordered_gets[1] > 50);
+  std::map<int, int> outcomes;
+  for (const auto& op : all) ++outcomes[static_cast<int>(op.outcome)];
+  INFO("first errors: " << first_error[0] << " | " << first_error[1]);
+  INFO("outcomes ok " << outcomes[0] << " error " << outcomes[1] << " unknown " << outcomes[2]);
+  auto result = kvtest::lin::CheckHistory(all);
+  INFO(result.Report());
+  CHECK(result.verdict == kvtest::lin::Verdict::kOk);
 }
 
 TEST_CASE("a node whose transfers are in before it applies their ring keeps no record of the "
